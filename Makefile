@@ -1,0 +1,26 @@
+# Two commands on a fresh machine:  make study   (the default study -> report/default.html/.pdf)
+#                                   make test    (the test suite, tiny profile)
+# Both run `make setup` first when .venv is missing or older than the pinned requirements.
+PY := .venv/bin/python
+STAMP := .venv/.setup-stamp
+STUDY ?= params/study.yaml
+
+.PHONY: setup study test lab bench clean-results
+
+$(STAMP): requirements.txt pyproject.toml tools/setup.sh
+	bash tools/setup.sh
+
+setup: $(STAMP)
+
+study: $(STAMP)
+	$(PY) -m petaction study -f $(STUDY)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lab: $(STAMP)
+	.venv/bin/jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP)
+	$(PY) benchmarks/loader.py
+	$(PY) benchmarks/prepare_memory.py

@@ -1,0 +1,105 @@
+"""Cross-model evaluation of a study: every trained run, metrics from its saved test scores.
+
+    papermill notebooks/evaluate.ipynb out.ipynb -p study default
+    python -m petaction evaluate --study default
+
+Writes results/<study>/[<target>/]evaluation/: summary.csv/.json (one row per model),
+runs.csv (one row per model and seed), per_class.csv, confusion_<model>.csv,
+failed.csv (runs that did not finish, with their error) and PNG figures.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import figures, metrics, paths
+
+METRIC_COLUMNS = ["top1", "top3", "top5", "mean_class_acc", "macro_f1", "top1_order_only"]
+
+
+def target_dir(study: str, target: str = "action", results_dir=None) -> Path:
+    d = paths.study_dir(study, results_dir)
+    return d if target == "action" else d / target
+
+
+def find_runs(root: Path) -> tuple[list[Path], list[dict]]:
+    """Finished runs (with metrics.json and test scores) and failed ones (with error.json)."""
+    done, failed = [], []
+    for seed_dir in sorted((root / "models").glob("*/seed*")):
+        if (seed_dir / "metrics.json").is_file() and (seed_dir / "test_scores.npz").is_file():
+            done.append(seed_dir)
+        elif (seed_dir / "error.json").is_file():
+            err = json.loads((seed_dir / "error.json").read_text())
+            failed.append({"model": seed_dir.parent.name, "seed": seed_dir.name[4:], **err})
+    return done, failed
+
+
+def load_scores(run: Path) -> dict:
+    z = np.load(run / "test_scores.npz")
+    return {"ids": z["ids"], "labels": z["labels"], "scores": z["scores"], "classes": list(z["classes"])}
+
+
+def evaluate(study: str = "default", target: str = "action", results_dir=None, models: list | None = None) -> dict:
+    root = target_dir(study, target, results_dir)
+    meta = json.loads((root / "data" / "classes.json").read_text())
+    class_names, order_only = meta["classes"], [meta["classes"].index(c) for c in meta["order_only"]]
+    out = root / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    done, failed = find_runs(root)
+    if models:
+        done = [r for r in done if r.parent.name in models]
+    runs, per_class, logs, confusions = [], {}, {}, {}
+    for run in done:
+        s = load_scores(run)
+        if s["classes"] != class_names:
+            failed.append({"model": run.parent.name, "seed": run.name[4:],
+                           "error": "trained on other classes than the prepared data has: re-run it"})
+            continue
+        row = {"model": run.parent.name, "seed": int(run.name[4:]),
+               **metrics.all_metrics(s["scores"], s["labels"], order_only)}
+        trained = json.loads((run / "metrics.json").read_text())
+        row.update(best_epoch=trained["best_epoch"], train_time_s=trained["train_time_s"])
+        runs.append(row)
+        cm = metrics.confusion_matrix(s["labels"], s["scores"].argmax(1), len(class_names))
+        confusions.setdefault(row["model"], []).append(cm)
+        if (run / "log.csv").is_file():
+            logs.setdefault(row["model"], pd.read_csv(run / "log.csv"))
+    pd.DataFrame(failed, columns=["model", "seed", "error", "notebook"]).to_csv(out / "failed.csv", index=False)
+    if not runs:
+        raise RuntimeError(f"no finished run under {root / 'models'}; see {out / 'failed.csv'}")
+    runs_df = pd.DataFrame(runs)
+    runs_df.to_csv(out / "runs.csv", index=False)
+    summary = summarise(runs_df)
+    summary.insert(1, "target", target)
+    summary.to_csv(out / "summary.csv", index=False)
+    summary.to_json(out / "summary.json", orient="records", indent=1)
+    for model, cms in confusions.items():
+        cm = sum(cms)
+        pd.DataFrame(cm, index=class_names, columns=class_names).to_csv(out / f"confusion_{model}.csv")
+        per_class[model] = metrics.per_class_accuracy(cm)
+    per_class_df = pd.DataFrame(per_class, index=class_names)
+    per_class_df.index.name = "class"
+    per_class_df.to_csv(out / "per_class.csv")
+    best = summary.iloc[0]["model"]
+    figs = {
+        "curves": figures.training_curves(logs, out / "curves.png") if logs else None,
+        "confusion": figures.confusion(sum(confusions[best]), class_names,
+                                       f"Confusion matrix, {best} (test)", out / "confusion_best.png"),
+        "per_class": figures.per_class(per_class_df, out / "per_class.png"),
+    }
+    return {"summary": summary, "runs": runs_df, "failed": pd.DataFrame(failed), "per_class": per_class_df,
+            "best": best, "figures": figs, "dir": out}
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the mean over its seeds (and the std where there are several)."""
+    g = runs.groupby("model")
+    summary = g[METRIC_COLUMNS + ["n_test", "train_time_s"]].mean()
+    summary["n_seeds"] = g.size()
+    for c in METRIC_COLUMNS:
+        summary[c + "_std"] = g[c].std(ddof=1)
+    summary = summary.reset_index().sort_values(["top1", "mean_class_acc"], ascending=False, kind="stable")
+    return summary.reset_index(drop=True)

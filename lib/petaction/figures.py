@@ -1,0 +1,67 @@
+"""Figures, each saved as PNG beside the data it shows and returned for inline display."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless by default; notebooks show the returned figures inline
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _save(fig, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return fig
+
+
+def class_counts(summary_csv: Path, out: Path):
+    """Stacked bars: clips per class and split (the imbalance chart)."""
+    df = pd.read_csv(summary_csv).set_index("label")
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    df[["train", "val", "test"]].plot.bar(stacked=True, ax=ax, color=["#4c72b0", "#dd8452", "#55a467"])
+    ax.set_ylabel("clips")
+    ax.set_xlabel("")
+    ratio = df["total"].max() / max(df["total"].min(), 1)
+    ax.set_title(f"Clips per class and split (largest:smallest = {ratio:.1f}:1)")
+    return _save(fig, out)
+
+
+def training_curves(logs: dict[str, pd.DataFrame], out: Path):
+    """Validation top-1 and training loss against epoch, one line per model."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, df in logs.items():
+        a1.plot(df["epoch"], df["val_top1"], marker=".", label=name)
+        a2.plot(df["epoch"], df["train_loss"], marker=".", label=name)
+    a1.set(xlabel="epoch", ylabel="val top-1", ylim=(0, 1.02), title="Validation accuracy")
+    a2.set(xlabel="epoch", ylabel="loss", title="Training loss")
+    a1.legend(fontsize=7)
+    return _save(fig, out)
+
+
+def confusion(matrix: np.ndarray, class_names: list[str], title: str, out: Path):
+    """Row-normalised confusion matrix (rows: true class)."""
+    m = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(0.42 * len(class_names) + 2, 0.42 * len(class_names) + 1.5))
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    for i in range(len(class_names)):
+        for j in range(len(class_names)):
+            if matrix[i, j]:
+                ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if m[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    return _save(fig, out)
+
+
+def per_class(acc: pd.DataFrame, out: Path):
+    """Per-class test accuracy, one group of bars per class, one bar per model."""
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    acc.plot.bar(ax=ax, width=0.8)
+    ax.set(ylabel="test accuracy", ylim=(0, 1.05), title="Per-class test accuracy")
+    ax.legend(fontsize=7, ncol=4)
+    return _save(fig, out)

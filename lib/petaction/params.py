@@ -1,0 +1,123 @@
+"""Parameter files under params/ and their layering for the notebooks.
+
+train:  base.yaml -> profiles/<profile>.yaml -> models/<model>.yaml -> the model's
+        per_profile[<profile>] -> explicit overrides (papermill -p).
+Papermill only warns about unknown parameters; these functions refuse them instead,
+naming the valid choices.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from .paths import NOTEBOOKS, PARAMS
+
+
+class ParamError(ValueError):
+    """A bad parameter: unknown key, unknown model/profile, wrong value."""
+
+
+def load_yaml(path: Path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ParamError(f"{path} must hold a mapping of parameters")
+    return data
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Recursive dict merge (a copy); `over` wins; lists and scalars are replaced whole."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def names(kind: str) -> list[str]:
+    """Available models or profiles: the yaml files under params/models or params/profiles."""
+    return sorted(p.stem for p in (PARAMS / kind).glob("*.yaml"))
+
+
+def layer_file(kind: str, name: str) -> dict:
+    valid = names(kind)
+    if name not in valid:
+        raise ParamError(f"unknown {kind[:-1]} {name!r}; valid: {', '.join(valid)}")
+    return load_yaml(PARAMS / kind / f"{name}.yaml")
+
+
+def check_keys(given: dict, valid: dict | set, where: str) -> None:
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ParamError(f"unknown parameter(s) {unknown} in {where}; valid: {', '.join(sorted(valid))}")
+
+
+def resolve_train(overrides: dict) -> dict:
+    """The train notebook's settings for one run.
+
+    `overrides` are the values a caller gave (papermill -p/-f, or the study runner); a value
+    equal to what the files already give is not an override, so layering the same files
+    again with papermill -f changes nothing.
+    """
+    base = load_yaml(PARAMS / "base.yaml")
+    check_keys(overrides, base, "train parameters")
+    model = overrides.get("model", base["model"])
+    profile_name = overrides.get("profile", base["profile"])
+    profile = layer_file("profiles", profile_name)
+    model_file = layer_file("models", model)
+    for where, layer in (("profiles/" + profile_name, profile), ("models/" + model, model_file)):
+        check_keys(layer, base, f"params/{where}.yaml")
+    files = deep_merge(deep_merge(base, profile), model_file)
+    per_profile = files.get("per_profile", {}).get(profile_name, {})
+    check_keys(per_profile, base, f"params/models/{model}.yaml per_profile.{profile_name}")
+    resolved = deep_merge(files, per_profile)
+    for k, v in overrides.items():
+        if v is not None and v != files.get(k):
+            resolved[k] = copy.deepcopy(v)
+    resolved["model"], resolved["profile"] = model, profile_name
+    validate_train(resolved)
+    return resolved
+
+
+CHOICES = {"target": ("action", "emotion"), "sampling": ("segments", "clip"),
+           "optimizer": ("SGD", "AdamW"), "class_balance": ("none", "loss")}
+
+
+def validate_train(p: dict) -> None:
+    for key, valid in CHOICES.items():
+        if p[key] not in valid:
+            raise ParamError(f"{key}={p[key]!r} is not valid; choose one of {list(valid)}")
+    for key in ("img_size", "num_segments", "clip_len", "frame_interval", "epochs", "batch_size", "test_clips"):
+        if not isinstance(p[key], int) or p[key] < 1:
+            raise ParamError(f"{key} must be a positive whole number (got {p[key]!r})")
+
+
+# ---- notebooks ----
+
+IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def notebook_parameters(notebook: str) -> dict:
+    """Names and defaults declared in a notebook's `parameters` cell (papermill's parser)."""
+    import papermill
+    info = papermill.inspect_notebook(str(NOTEBOOKS / f"{notebook}.ipynb"))
+    return {k: v["default"] for k, v in info.items()}
+
+
+def from_notebook(namespace: dict, notebook: str) -> dict:
+    """The parameters a running notebook received, refusing any it does not declare.
+
+    Called in the cell after the parameters cell, where the globals are IPython's, the
+    declared parameters and whatever papermill injected; anything else was injected under
+    a name the notebook does not know (papermill itself only warns).
+    """
+    declared = notebook_parameters(notebook)
+    given = {k: v for k, v in namespace.items()
+             if not k.startswith("_") and k not in IPYTHON_NAMES and not callable(v)
+             and type(v).__name__ != "module"}
+    check_keys(given, declared, f"notebooks/{notebook}.ipynb")
+    return given

@@ -1,0 +1,239 @@
+"""Turn an AI-Hub tree into a prepared dataset that mmaction2 reads directly.
+
+    python -m petaction prepare --data-root /data/aihub --study mystudy
+    papermill notebooks/prepare.ipynb out.ipynb -p data_root /data/aihub -p study mystudy
+
+Writes results/<study>/data/: frames/<clip>/img_00001.jpg... (cropped, resized rawframes),
+{train,val,test}.txt (mmaction2 rawframe lists: "dir total_frames label"), clips.csv,
+rejected.csv, classes.json, summary.csv and prepare.json (parameters + provenance).
+Nothing is written into data_root. A clip is processed at a time (streaming), in
+`workers` processes, so memory stays flat whatever the dataset size.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+
+from . import aihub, classes, crop, paths, splits
+
+DEFAULTS = dict(
+    data_root="",            # AI-Hub tree; empty: generate the embedded synthetic set
+    target="action",         # "action" or "emotion"
+    emotion_source="inspect",  # "inspect" (curated) or "owner"
+    species="both",          # "dog", "cat" or "both"
+    max_per_class=0,         # cap per class (0: no cap), to tame the imbalance
+    split_policy="stratified",  # "stratified" (train/val/test by ratios) or "official"
+    train_ratio=0.7, val_ratio=0.1, test_ratio=0.2,
+    group_by="",             # dotted label key, e.g. "metadata.animal.breed": a group never straddles splits
+    seed=0,
+    crop=True,               # crop to the pet box (False: whole frame, boxes transformed)
+    margin=0.15,             # crop margin, as a share of the box's long side, per side
+    short_side=64,           # cached frame size (square crops: size x size)
+    min_frames=1,            # a clip needs at least this many readable frames
+    workers=2,
+    synth_seed=0, synth_scale=1.0, synth_frames=20, synth_size=[192, 144],
+)
+
+
+class PrepareError(RuntimeError):
+    """Nothing usable: the one clear message a failed preparation gives."""
+
+
+@dataclass
+class Rejected:
+    path: str
+    kind: str      # "clip" or "file"
+    reason: str
+
+
+def check_params(p: dict) -> dict:
+    """Merge with DEFAULTS and refuse unknown keys or values, naming the valid ones."""
+    unknown = set(p) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown prepare parameter(s) {sorted(unknown)}; valid: {sorted(DEFAULTS)}")
+    p = {**DEFAULTS, **p}
+    choices = {"target": ("action", "emotion"), "emotion_source": ("inspect", "owner"),
+               "species": ("dog", "cat", "both"), "split_policy": ("stratified", "official")}
+    for key, valid in choices.items():
+        if p[key] not in valid:
+            raise ValueError(f"{key}={p[key]!r} is not valid; choose one of {list(valid)}")
+    if abs(p["train_ratio"] + p["val_ratio"] + p["test_ratio"] - 1) > 1e-6:
+        raise ValueError("train_ratio + val_ratio + test_ratio must add up to 1")
+    return p
+
+
+def clip_label(meta: dict, action: str, p: dict) -> tuple[str | None, str]:
+    """The class of a clip for the study's target, or (None, reason)."""
+    if p["target"] == "action":
+        return action, ""
+    text = (meta.get(p["emotion_source"]) or {}).get("emotion")
+    code = classes.emotion_code(text)
+    return (code, "") if code else (None, f"no known {p['emotion_source']} emotion (got {text!r})")
+
+
+def process_clip(src: aihub.SourceClip, out_frames: Path, p: dict) -> tuple[dict | None, list]:
+    """Read, check, crop and cache one clip. Returns (clips.csv row or None, rejections)."""
+    rejects = [Rejected(str(f), "file", "not a frame_N_timestamp_MS.jpg file") for f in src.stray_files]
+    where = str(src.frame_dir or src.label_path)
+    if src.label_path is None:
+        return None, rejects + [Rejected(where, "clip", "frame folder without a label JSON")]
+    if src.frame_dir is None:
+        return None, rejects + [Rejected(where, "clip", "label JSON without a frame folder")]
+    parsed = classes.parse_clip_name(src.name)
+    if parsed is None:
+        return None, rejects + [Rejected(where, "clip", f"clip name {src.name!r} is not species-action-number")]
+    if parsed["action"] not in classes.ALL_ACTIONS:
+        return None, rejects + [Rejected(where, "clip", f"unknown class code {parsed['action']!r}")]
+    if p["species"] != "both" and parsed["species"] != p["species"].upper():
+        return None, rejects + [Rejected(where, "clip", f"species {parsed['species']} not in this study")]
+    try:
+        label = aihub.load_label(src.label_path)
+    except aihub.LabelError as e:
+        return None, rejects + [Rejected(str(src.label_path), "clip", str(e))]
+    meta = label["metadata"]
+    name, why = clip_label(meta, parsed["action"], p)
+    if name is None:
+        return None, rejects + [Rejected(where, "clip", why)]
+    boxes = aihub.boxes_by_frame(label["annotations"])
+    if p["crop"] and not boxes:
+        return None, rejects + [Rejected(where, "clip", "no bounding box in any annotation (crop needs one)")]
+
+    clip_id = src.name
+    dest = out_frames / clip_id
+    dest.mkdir(parents=True, exist_ok=True)
+    kept, cached_boxes = 0, []
+    for number, _ms, path in src.frames:
+        img = crop.read_image(path)
+        if img is None:
+            rejects.append(Rejected(str(path), "file", "empty or corrupt JPG"))
+            continue
+        h, w = img.shape[:2]
+        box = aihub.nearest_box(boxes, number)
+        if p["crop"]:
+            c = crop.square_crop_box(box, w, h, p["margin"])
+            out = crop.crop_resize(img, c, p["short_side"])
+            cached_boxes.append([number, *crop.transform_box(box, c, p["short_side"])])
+        else:
+            out, s = crop.resize_short_side(img, p["short_side"])
+            cached_boxes.append([number, *(v * s for v in box)] if box else [number, None, None, None, None])
+        kept += 1
+        cv2.imwrite(str(dest / f"img_{kept:05d}.jpg"), out, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if kept < max(1, p["min_frames"]):
+        shutil.rmtree(dest, ignore_errors=True)
+        why = "no readable frame" if kept == 0 else f"only {kept} readable frame(s), min_frames={p['min_frames']}"
+        return None, rejects + [Rejected(where, "clip", why)]
+    with open(dest / "boxes.json", "w") as f:   # frame_number, x, y, w, h in cached pixels
+        json.dump(cached_boxes, f)
+    inspect, owner = meta.get("inspect") or {}, meta.get("owner") or {}
+    row = dict(
+        id=clip_id, species=parsed["species"], label=name, split="", official_split=src.split,
+        frames=kept, frames_annotated=len(label["annotations"]), frames_jpg=len(src.frames),
+        action=parsed["action"], emotion=classes.emotion_code(inspect.get("emotion")) or "",
+        owner_emotion=classes.emotion_code(owner.get("emotion")) or "",
+        text_ok=classes.text_matches_action(parsed["action"], meta.get("action")),
+        action_text=(meta.get("action") or "").strip(),
+        group=str(aihub.dotted(label, p["group_by"])) if p["group_by"] else "",
+        source=str(src.frame_dir), label_path=str(src.label_path),
+    )
+    return row, rejects
+
+
+def _work(args):
+    return process_clip(*args)
+
+
+def ensure_source(p: dict, study_dir: Path) -> Path:
+    """The tree to read: data_root, or the embedded synthetic set generated under the study."""
+    if p["data_root"]:
+        root = Path(p["data_root"]).expanduser()
+        if not root.is_dir():
+            raise PrepareError(f"data_root {str(root)!r} does not exist or is not a folder; "
+                               "pass the AI-Hub root (holding Training/ and Validation/), or leave it empty for the synthetic set")
+        return root
+    from . import synth
+    spec = dict(seed=p["synth_seed"], scale=p["synth_scale"], n_frames=p["synth_frames"],
+                size=list(p["synth_size"]))
+    root = study_dir / "synthetic"
+    marker = study_dir / "synthetic.json"
+    if root.is_dir() and marker.is_file() and json.loads(marker.read_text()) == spec:
+        return root   # already generated with the same settings
+    shutil.rmtree(root, ignore_errors=True)
+    counts = {k: max(1, round(v * p["synth_scale"])) for k, v in synth.DEFAULT_COUNTS.items()}
+    synth.generate(root, seed=p["synth_seed"], counts=counts, size=tuple(p["synth_size"]),
+                   n_frames=p["synth_frames"])
+    marker.write_text(json.dumps(spec))
+    return root
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def prepare(study: str = "default", results_dir: str | Path | None = None, **params) -> dict:
+    """Prepare a study's dataset; returns a summary dict (also saved as prepare.json)."""
+    p = check_params(params)
+    study_dir = paths.study_dir(study, results_dir)
+    source = ensure_source(p, study_dir)
+    clips = aihub.discover(source)
+    if not clips:
+        raise PrepareError(f"no clips found under {str(source)!r}: expected frame folders of "
+                           "frame_N_timestamp_MS.jpg and label JSONs (see shared/aihub-format.md)")
+    out, final = study_dir / "data.partial", study_dir / "data"
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "frames").mkdir(parents=True)
+    rows, rejected = [], []
+    jobs = [(c, out / "frames", p) for c in clips]
+    with ProcessPoolExecutor(max_workers=max(1, p["workers"])) as pool:
+        for row, rej in pool.map(_work, jobs, chunksize=4):
+            rejected.extend(rej)
+            if row is not None:
+                rows.append(row)
+    rows, capped = splits.cap_per_class(rows, p["max_per_class"], p["seed"])
+    for r in capped:
+        shutil.rmtree(out / "frames" / r["id"], ignore_errors=True)
+        rejected.append(Rejected(r["source"], "clip", f"over max_per_class={p['max_per_class']}"))
+    if not rows:
+        write_csv(out / "rejected.csv", [asdict(r) for r in rejected], ["path", "kind", "reason"])
+        raise PrepareError(f"no usable clip under {str(source)!r}: all {len(clips)} were rejected; "
+                           f"see {out / 'rejected.csv'} for each reason")
+    splits.assign(rows, p)
+    class_names = classes.ordered_labels({r["label"] for r in rows}, p["target"])
+    index = {c: i for i, c in enumerate(class_names)}
+    for r in rows:
+        r["label_index"] = index[r["label"]]
+    rows.sort(key=lambda r: r["id"])
+    write_csv(out / "clips.csv", rows, list(rows[0].keys()))
+    write_csv(out / "rejected.csv", [asdict(r) for r in rejected], ["path", "kind", "reason"])
+    for split in ("train", "val", "test"):
+        with open(out / f"{split}.txt", "w", encoding="utf-8") as f:
+            for r in rows:
+                if r["split"] == split:
+                    f.write(f"{r['id']} {r['frames']} {r['label_index']}\n")
+    order_only = []
+    if not p["data_root"] and p["target"] == "action":
+        from . import synth
+        order_only = [c for c in synth.ORDER_ONLY if c in index]
+    (out / "classes.json").write_text(json.dumps(
+        {"target": p["target"], "classes": class_names, "order_only": order_only}, indent=1))
+    summary = splits.count_table(rows, class_names)
+    write_csv(out / "summary.csv", summary, list(summary[0].keys()))
+    from . import provenance
+    info = dict(params=p, study=study, data_dir=str(final), source=str(source), clips_found=len(clips), clips_kept=len(rows),
+                rejected=len(rejected), text_mismatch=sum(not r["text_ok"] for r in rows),
+                classes=class_names, provenance=provenance.collect())
+    (out / "prepare.json").write_text(json.dumps(info, indent=1, ensure_ascii=False, default=str))
+    # Swap the finished folder in only now: a failed run leaves the previous data intact.
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(out, final)
+    return info

@@ -1,0 +1,58 @@
+"""What made a result: git commit, library versions, hardware. Saved beside every result."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+
+from .paths import REPO
+
+LIBRARIES = ("torch", "mmengine", "mmcv", "mmdet", "mmaction2", "numpy", "opencv-python",
+             "papermill", "nbconvert", "matplotlib", "pandas")
+
+
+def git_state() -> dict:
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                              timeout=20).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", None
+    return {"commit": commit or "unknown", "dirty": dirty}
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict:
+    import torch
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpus": gpus, "platform": platform.platform()}
+
+
+def collect() -> dict:
+    return {"time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "git": git_state(), "versions": versions(), "hardware": hardware()}

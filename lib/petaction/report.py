@@ -1,0 +1,169 @@
+"""The paper-style report: every sentence with a number is generated from the study's files.
+
+notebooks/report.ipynb calls these functions and shows their Markdown; render.py turns the
+executed notebook into report/<study>.html and .pdf (code hidden).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths
+
+TABLE_COLUMNS = {"model": "Model", "top1": "Top-1", "top3": "Top-3", "top5": "Top-5",
+                 "mean_class_acc": "Mean class acc.", "macro_f1": "Macro-F1",
+                 "top1_order_only": "Top-1 (order-only classes)", "n_seeds": "Seeds"}
+
+
+def pct(x: float) -> str:
+    return "n/a" if pd.isna(x) else f"{100 * x:.1f}%"
+
+
+def load(study: str = "default", results_dir=None, target: str = "action") -> dict:
+    """Everything the report shows, read from the study's files."""
+    root = paths.study_dir(study, results_dir)
+    root = root if target == "action" else root / target
+    data, ev = root / "data", root / "evaluation"
+    r = {"study": study, "target": target, "root": root, "data": data, "eval": ev,
+         "prepare": json.loads((data / "prepare.json").read_text()),
+         "classes": json.loads((data / "classes.json").read_text()),
+         "counts": pd.read_csv(data / "summary.csv"),
+         "summary": pd.read_csv(ev / "summary.csv"),
+         "runs": pd.read_csv(ev / "runs.csv"),
+         "per_class": pd.read_csv(ev / "per_class.csv", index_col="class"),
+         "failed": pd.read_csv(ev / "failed.csv")}
+    r["run_params"] = {}
+    r["run_provenance"] = {}
+    for row in r["runs"].itertuples():
+        run = root / "models" / row.model / f"seed{row.seed}"
+        r["run_params"][row.model] = json.loads((run / "params.json").read_text())
+        r["run_provenance"][(row.model, row.seed)] = json.loads((run / "provenance.json").read_text())
+    return r
+
+
+def table(summary: pd.DataFrame) -> str:
+    """The comparison table as Markdown (mean over seeds; ± std where several seeds)."""
+    cols = [c for c in TABLE_COLUMNS if c in summary.columns]
+    lines = ["| " + " | ".join(TABLE_COLUMNS[c] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in summary.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if c in ("model", "n_seeds"):
+                cells.append(str(v))
+            else:
+                sd = row.get(c + "_std")
+                cells.append(pct(v) + (f" ± {100 * sd:.1f}" if pd.notna(sd) else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def counts_line(r: dict) -> str:
+    c = r["counts"]
+    ratio = c["total"].max() / max(c["total"].min(), 1)
+    biggest, smallest = c.loc[c["total"].idxmax(), "label"], c.loc[c["total"].idxmin(), "label"]
+    return (f"{int(c['total'].sum())} clips in {len(c)} classes ({int(c['train'].sum())} train, "
+            f"{int(c['val'].sum())} validation, {int(c['test'].sum())} test); the largest class "
+            f"({biggest}, {int(c['total'].max())} clips) is {ratio:.1f} times the smallest ({smallest}, "
+            f"{int(c['total'].min())})")
+
+
+def abstract(r: dict) -> str:
+    s, p = r["summary"], r["prepare"]
+    best = s.iloc[0]
+    source = "the embedded synthetic set in the AI-Hub format" if not p["params"]["data_root"] else \
+        f"the AI-Hub data at `{p['params']['data_root']}`"
+    text = (f"We train {len(s)} mmaction2 video recognisers from scratch on {source} "
+            f"({counts_line(r)}) and compare them on a held-out test split of {int(best['n_test'])} clips. ")
+    text += f"{best['model']} leads with top-1 {pct(best['top1'])} and mean class accuracy {pct(best['mean_class_acc'])}"
+    if len(s) > 1:
+        second = s.iloc[1]
+        text += f", {100 * (best['top1'] - second['top1']):.1f} points above {second['model']} ({pct(second['top1'])})"
+    return text + "."
+
+
+def dataset(r: dict) -> str:
+    p = r["prepare"]["params"]
+    policy = ("the dataset's own Training/Validation folders (Validation as test)" if p["split_policy"] == "official"
+              else f"a split stratified by class ({p['train_ratio']:.0%}/{p['val_ratio']:.0%}/{p['test_ratio']:.0%} "
+                   f"train/val/test, seed {p['seed']}" + (f", grouped by `{p['group_by']}`" if p["group_by"] else "") + ")")
+    text = (f"The prepared dataset has {counts_line(r)}. Clips were split by {policy}; models are selected "
+            f"on validation and the test split is used once. {r['prepare']['rejected']} clips or files were "
+            f"rejected during preparation (each with its reason in `data/rejected.csv`), and "
+            f"{r['prepare']['text_mismatch']} kept clips have a Korean action text that does not match their code. "
+            f"Frames were cropped to the labelled pet box (margin {p['margin']}) and resized to "
+            f"{p['short_side']} px.")
+    if r["classes"]["order_only"]:
+        text += (f" The classes {', '.join(r['classes']['order_only'])} visit the same poses in opposite order: "
+                 "no single frame, nor an unordered set of frames, tells them apart.")
+    return text
+
+
+def methods(r: dict) -> str:
+    lines = ["| Model | Recognizer | Backbone | Input | Epochs | lr | Batch |", "|---|---|---|---|---|---|---|"]
+    for model in r["summary"]["model"]:
+        p = r["run_params"][model]
+        from .mmconfig import model_dict
+        m = model_dict(p, len(r["classes"]["classes"]))
+        bb = m["backbone"]
+        depth = f"-{bb['depth']}" if "depth" in bb else ""
+        inp = (f"{p['num_segments']} segments" if p["sampling"] == "segments"
+               else f"{p['clip_len']} frames x{p['frame_interval']}") + f", {p['img_size']} px"
+        lines.append(f"| {model} | {m['type']} | {bb['type']}{depth} | {inp} | {p['epochs']} | {p['lr']} | {p['batch_size']} |")
+    prov = next(iter(r["run_provenance"].values()))
+    hw, v = prov["hardware"], prov["versions"]
+    gpu = ", ".join(hw["gpus"]) or "no GPU"
+    lines.append("")
+    lines.append(f"All models train from scratch (no pretrained weights) with mmengine's Runner, SGD with "
+                 f"linear warm-up and cosine decay, and keep the checkpoint with the best validation top-1. "
+                 f"Hardware: {hw['cpu']} ({hw['cpu_count']} CPUs, {hw['torch_threads']} torch threads), {gpu}. "
+                 f"Software: Python {v['python']}, torch {v['torch']}, mmaction2 {v['mmaction2']}, "
+                 f"mmengine {v['mmengine']}, mmcv {v['mmcv']}.")
+    return "\n".join(lines)
+
+
+def conclusion(r: dict) -> str:
+    """Sentences derived from the numbers: who leads, by how much, where models fail."""
+    s, pc = r["summary"], r["per_class"]
+    best = s.iloc[0]
+    out = [f"{best['model']} has the highest test top-1 ({pct(best['top1'])})."]
+    if len(s) > 1:
+        worst = s.iloc[-1]
+        out.append(f"The weakest model is {worst['model']} ({pct(worst['top1'])}), "
+                   f"{100 * (best['top1'] - worst['top1']):.1f} points behind.")
+    col = pc[best["model"]].dropna()
+    if len(col):
+        hardest = col.sort_values(kind="stable").index[:2].tolist()
+        out.append(f"{best['model']}'s hardest classes are " +
+                   " and ".join(f"{c} ({pct(col[c])})" for c in hardest) + ".")
+    oo = s.dropna(subset=["top1_order_only"])
+    if len(oo) > 1 and r["classes"]["order_only"]:
+        ordered = oo.sort_values("top1_order_only", ascending=False, kind="stable")
+        lead, last = ordered.iloc[0], ordered.iloc[-1]
+        if lead["top1_order_only"] > last["top1_order_only"]:
+            out.append(f"On the order-only classes ({', '.join(r['classes']['order_only'])}), "
+                       f"{lead['model']} reaches {pct(lead['top1_order_only'])} against "
+                       f"{last['model']}'s {pct(last['top1_order_only'])}: temporal modelling is what "
+                       "separates them, since single frames carry no order information.")
+        else:
+            out.append("On the order-only classes no model beats another: "
+                       + ", ".join(f"{m} {pct(v)}" for m, v in zip(ordered["model"], ordered["top1_order_only"])) + ".")
+    if len(r["failed"]):
+        out.append(f"{len(r['failed'])} run(s) failed and are not in the comparison (see the appendix).")
+    return " ".join(out)
+
+
+def appendix(r: dict) -> str:
+    lines = ["| Run | Commit | Dirty tree | Time (UTC) | Train time (s) |", "|---|---|---|---|---|"]
+    for row in r["runs"].itertuples():
+        prov = r["run_provenance"][(row.model, row.seed)]
+        lines.append(f"| {row.model} seed {row.seed} | `{prov['git']['commit'][:10]}` | {prov['git']['dirty']} | "
+                     f"{prov['time_utc']} | {row.train_time_s:.0f} |")
+    if len(r["failed"]):
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- {f.model} seed {f.seed}: {f.error} (`{f.notebook}`)" for f in r["failed"].itertuples()]
+    lines += ["", "Resolved parameters, configs and library versions of each run are in "
+              f"`results/{r['study']}/models/<model>/seed<k>/` (`params.json`, `config.py`, `provenance.json`)."]
+    return "\n".join(lines)

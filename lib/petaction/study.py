@@ -1,0 +1,187 @@
+"""Run a whole study headlessly: prepare -> train (each model, seed) -> evaluate -> report.
+
+    make study                                   # params/study.yaml
+    python -m petaction study -f params/study.yaml [--force] [-p models '[tsn]']
+
+Each step is a papermill run of its notebook; the executed notebook is kept beside the
+step's outputs. A step whose parameters and inputs are unchanged is skipped (--force
+re-runs). A failed model does not stop the others; a failed step stops what depends on it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import params as P
+from . import paths
+
+STUDY_DEFAULTS = dict(
+    study="default",     # results/<study>/, report/<study>.html
+    results_dir="",      # results root ("" = results/ in the repository)
+    data_root="",        # AI-Hub tree ("" = the embedded synthetic set)
+    profile="quick",     # params/profiles/<profile>.yaml
+    models=["tsn", "tsm"],
+    seeds=[0],
+    targets=["action"],  # action and/or emotion
+    prepare={},          # prepare.ipynb parameters (short_side, margin, split ...)
+    train={},            # train.ipynb overrides for every model (epochs, lr ...)
+)
+KERNEL = "petaction"
+
+
+def load_study(path: Path | None, overrides: dict | None = None) -> dict:
+    cfg = P.load_yaml(Path(path)) if path else {}
+    cfg.update(overrides or {})
+    P.check_keys(cfg, STUDY_DEFAULTS, str(path or "study parameters"))
+    cfg = {**STUDY_DEFAULTS, **cfg}
+    for m in cfg["models"]:
+        if m not in P.names("models"):
+            raise P.ParamError(f"unknown model {m!r} in models; valid: {', '.join(P.names('models'))}")
+    if cfg["profile"] not in P.names("profiles"):
+        raise P.ParamError(f"unknown profile {cfg['profile']!r}; valid: {', '.join(P.names('profiles'))}")
+    P.check_keys(cfg["prepare"], P.notebook_parameters("prepare"), "study prepare section")
+    P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
+    bad = set(cfg["targets"]) - {"action", "emotion"}
+    if bad:
+        raise P.ParamError(f"unknown target(s) {sorted(bad)}; valid: action, emotion")
+    return cfg
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def files_digest(files) -> str:
+    """Content hash of a step's input files (small files: lists, scores, metrics)."""
+    h = hashlib.sha256()
+    for f in sorted(map(Path, files)):
+        h.update(str(f.name).encode())
+        h.update(f.read_bytes() if f.is_file() else b"<missing>")
+    return h.hexdigest()[:16]
+
+
+def source_digest(data_root: str) -> str:
+    """A cheap fingerprint of a source tree: paths, sizes and times (never file contents)."""
+    if not data_root or not Path(data_root).is_dir():
+        return data_root
+    h = hashlib.sha256()
+    for p in sorted(Path(data_root).rglob("*")):
+        st = p.stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+class Step:
+    """One papermill run with its stamp (parameters + inputs) for skipping."""
+
+    def __init__(self, name: str, notebook: str, out_nb: Path, parameters: dict, inputs: str, done: Path):
+        self.name, self.notebook, self.out_nb = name, notebook, out_nb
+        self.parameters, self.done = parameters, done
+        self.stamp = {"parameters": parameters, "inputs": inputs}
+        self.stamp_file = out_nb.with_suffix(".stamp.json")
+
+    def fresh(self) -> bool:
+        return (self.done.exists() and self.stamp_file.is_file()
+                and json.loads(self.stamp_file.read_text()) == json.loads(json.dumps(self.stamp, default=str)))
+
+    def run(self, force: bool, log) -> dict:
+        import papermill as pm
+        if not force and self.fresh():
+            log(f"[skip] {self.name}: unchanged ({self.out_nb})")
+            return {"step": self.name, "status": "skipped", "notebook": str(self.out_nb)}
+        log(f"[run ] {self.name} -> {self.out_nb}")
+        t0 = time.time()
+        self.out_nb.parent.mkdir(parents=True, exist_ok=True)
+        self.stamp_file.unlink(missing_ok=True)
+        try:
+            pm.execute_notebook(str(paths.NOTEBOOKS / f"{self.notebook}.ipynb"), str(self.out_nb),
+                                parameters=self.parameters, kernel_name=KERNEL, cwd=str(paths.NOTEBOOKS),
+                                log_output=True, progress_bar=False)
+        except Exception as e:  # papermill's execution error carries the failing cell's error
+            error = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
+            log(f"[FAIL] {self.name}: {error}\n       notebook: {self.out_nb}")
+            return {"step": self.name, "status": "failed", "error": error, "notebook": str(self.out_nb)}
+        self.stamp_file.write_text(json.dumps(self.stamp, indent=1, default=str))
+        log(f"[done] {self.name} in {time.time() - t0:.0f} s")
+        return {"step": self.name, "status": "done", "seconds": round(time.time() - t0, 1),
+                "notebook": str(self.out_nb)}
+
+
+def target_root(cfg: dict, target: str) -> Path:
+    root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
+    return root if target == "action" else root / target
+
+
+def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
+    root, rd = target_root(cfg, target), cfg["results_dir"]
+    common = dict(study=cfg["study"], results_dir=rd, target=target)
+    prep = Step(f"prepare ({target})", "prepare", root / "data" / "prepare.ipynb",
+                {**common, "data_root": cfg["data_root"], **cfg["prepare"]},
+                source_digest(cfg["data_root"]), root / "data" / "classes.json")
+    status = [prep.run(force, log)]
+    if status[-1]["status"] == "failed":
+        log(f"[stop] {target}: preparation failed, nothing depends on it can run")
+        return status
+    data = root / "data"
+    data_inputs = files_digest([data / f for f in ("train.txt", "val.txt", "test.txt", "classes.json")])
+    trained = []
+    for model in cfg["models"]:
+        for seed in cfg["seeds"]:
+            run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None)
+            step = Step(f"train {model} seed {seed} ({target})", "train", run_dir / "train.ipynb",
+                        {**common, "model": model, "seed": seed, "profile": cfg["profile"], **cfg["train"]},
+                        data_inputs, run_dir / "metrics.json")
+            st = step.run(force, log)
+            status.append(st)
+            (run_dir / "error.json").unlink(missing_ok=True)
+            if st["status"] == "failed":
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / "error.json").write_text(json.dumps({"error": st["error"], "notebook": st["notebook"]}))
+            trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
+    ev = Step(f"evaluate ({target})", "evaluate", root / "evaluation" / "evaluate.ipynb",
+              {**common, "models": cfg["models"]}, files_digest(trained), root / "evaluation" / "summary.csv")
+    status.append(ev.run(force, log))
+    return status
+
+
+def run(cfg: dict, force: bool = False, log=print) -> list[dict]:
+    t0 = time.time()
+    status = []
+    for target in cfg["targets"]:
+        status += run_target(cfg, target, force, log)
+    evaluated = [target_root(cfg, t) / "evaluation" / "summary.csv" for t in cfg["targets"]]
+    if all(p.is_file() for p in evaluated):
+        study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
+        rep = Step("report", "report", study_root / "report" / "report.ipynb",
+                   dict(study=cfg["study"], results_dir=cfg["results_dir"], targets=cfg["targets"]),
+                   files_digest([p.parent / f for p in evaluated for f in ("summary.csv", "runs.csv", "failed.csv")]),
+                   paths.REPO / "report" / f"{cfg['study']}.pdf")
+        st = rep.run(force, log)
+        status.append(st)
+        if st["status"] == "done":
+            from . import render
+            html = render.to_html(rep.out_nb, paths.REPO / "report" / f"{cfg['study']}.html")
+            render.to_pdf(html, paths.REPO / "report" / f"{cfg['study']}.pdf")
+            log(f"[done] report/{cfg['study']}.html and .pdf")
+    else:
+        log("[stop] report: an evaluation is missing")
+    study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
+    (study_root / "study_status.json").write_text(json.dumps(
+        {"config": cfg, "steps": status, "wall_time_s": round(time.time() - t0, 1)}, indent=1))
+    failed = [s for s in status if s["status"] == "failed"]
+    log(f"study {cfg['study']}: {len(status) - len(failed)} steps ok, {len(failed)} failed, "
+        f"{time.time() - t0:.0f} s")
+    return status
+
+
+def main(path: str | None, overrides: dict, force: bool) -> int:
+    try:
+        cfg = load_study(path, overrides)
+    except P.ParamError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    status = run(cfg, force)
+    return 1 if any(s["status"] == "failed" for s in status) else 0

@@ -1,0 +1,107 @@
+"""Train one model on a prepared study with mmengine's Runner, select on val, test once.
+
+    papermill notebooks/train.ipynb out.ipynb -p model tsn -p seed 0
+    python -m petaction train --model tsn --seed 0
+
+Writes results/<study>/models/<model>/seed<k>/: config.py (resolved, runnable by
+mmaction2's tools/train.py), params.json, provenance.json, log.csv (per epoch),
+best checkpoint, test_scores.npz/.csv (per-clip scores, all classes), metrics.json.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import mmcompat, mmconfig, paths, provenance  # noqa: F401  (mmcompat first: fixes mmaction import)
+
+
+def data_dir(study: str, target: str, results_dir=None) -> Path:
+    d = paths.study_dir(study, results_dir)
+    d = d / "data" if target == "action" else d / target / "data"
+    if not (d / "classes.json").is_file():
+        raise FileNotFoundError(f"no prepared data at {d}: run prepare first "
+                                f"(papermill notebooks/prepare.ipynb out.ipynb -p study {study} -p target {target})")
+    return d
+
+
+def read_split(data: Path, split: str) -> list[tuple[str, int, int]]:
+    rows = []
+    with open(data / f"{split}.txt", encoding="utf-8") as f:
+        for line in f:
+            clip, frames, label = line.rsplit(maxsplit=2)
+            rows.append((clip, int(frames), int(label)))
+    return rows
+
+
+def save_scores(run: Path, data: Path, class_names: list[str]) -> dict:
+    """Per-clip test scores from mmengine's DumpResults pickle -> NPZ + CSV."""
+    with open(run / "test_results.pkl", "rb") as f:
+        results = pickle.load(f)
+    test = read_split(data, "test")
+    if len(results) != len(test):
+        raise RuntimeError(f"{len(results)} test predictions for {len(test)} test clips")
+    scores = np.stack([np.asarray(r["pred_score"], dtype=np.float32) for r in results])
+    labels = np.array([int(np.asarray(r["gt_label"]).reshape(-1)[0]) for r in results])
+    expected = np.array([t[2] for t in test])
+    if not np.array_equal(labels, expected):
+        raise RuntimeError("test predictions are not in test.txt order")
+    ids = np.array([t[0] for t in test])
+    np.savez(run / "test_scores.npz", ids=ids, labels=labels, scores=scores, classes=np.array(class_names))
+    with open(run / "test_scores.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "label", "pred", *class_names])
+        for i, lab, s in zip(ids, labels, scores):
+            w.writerow([i, class_names[lab], class_names[int(s.argmax())], *np.round(s, 6)])
+    (run / "test_results.pkl").unlink()
+    return {"n_test": len(ids), "top1": float((scores.argmax(1) == labels).mean())}
+
+
+
+
+def best_checkpoint(run: Path) -> Path:
+    found = sorted(run.glob("best_*.pth"))
+    if not found:
+        raise FileNotFoundError(f"no best_*.pth checkpoint in {run}")
+    return found[-1]
+
+
+def run(p: dict) -> dict:
+    """Train, select on val, test once. `p` is the output of params.resolve_train."""
+    from mmengine.runner import Runner
+
+    t0 = time.time()
+    data = data_dir(p["study"], p["target"], p["results_dir"] or None)
+    meta = json.loads((data / "classes.json").read_text())
+    class_names = meta["classes"]
+    train_counts = np.bincount([r[2] for r in read_split(data, "train")], minlength=len(class_names))
+    out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = mmconfig.build(p, data, out, class_names, train_counts.tolist())
+    cfg.dump(str(out / "config.py"))
+    (out / "params.json").write_text(json.dumps(p, indent=1))
+    (out / "provenance.json").write_text(json.dumps(provenance.collect(), indent=1))
+    (out / "metrics.json").unlink(missing_ok=True)   # present only once this run has finished
+
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    train_s = time.time() - t0
+    best = best_checkpoint(out)
+    with mmcompat.trusted_checkpoints():
+        runner.load_checkpoint(str(best))
+    test_metrics = runner.test()
+    scores = save_scores(out, data, class_names)
+    metrics = {
+        "model": p["model"], "seed": p["seed"], "target": p["target"], "profile": p["profile"],
+        "best_checkpoint": best.name, "best_epoch": int(best.stem.rsplit("_", 1)[-1]),
+        "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
+        "n_test": scores["n_test"], "train_time_s": round(train_s, 1),
+        "wall_time_s": round(time.time() - t0, 1), "classes": class_names,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics

@@ -1,0 +1,61 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: petaction
+#     language: python
+#     name: petaction
+# ---
+
+# %% [markdown]
+# # Prepare a dataset
+# Turns an AI-Hub pet behaviour tree (or, with `data_root` empty, the embedded synthetic set)
+# into the cropped frame cache, mmaction2 annotation lists and split of `results/<study>/data/`.
+#
+# `papermill notebooks/prepare.ipynb out.ipynb -p data_root PATH -p study NAME`
+
+# %% tags=["parameters"]
+study = "default"
+results_dir = ""
+data_root = ""
+target = "action"
+emotion_source = "inspect"
+species = "both"
+max_per_class = 0
+split_policy = "stratified"
+train_ratio = 0.7
+val_ratio = 0.1
+test_ratio = 0.2
+group_by = ""
+seed = 0
+crop = True
+margin = 0.15
+short_side = 64
+min_frames = 1
+workers = 2
+synth_seed = 0
+synth_scale = 1.0
+synth_frames = 20
+synth_size = [192, 144]
+
+# %%
+from IPython.display import display
+from petaction import params, prepare, views
+
+P = params.from_notebook(globals(), "prepare")
+info = prepare.prepare(**P)
+print(f"{info['clips_kept']} clips kept of {info['clips_found']} found; {info['rejected']} rejected")
+
+# %% [markdown]
+# ## Clips per class and split
+
+# %%
+counts, fig = views.dataset_summary(info)
+display(counts)
+
+# %% [markdown]
+# ## Rejected clips and files (each with its reason)
+
+# %%
+views.rejected(info)

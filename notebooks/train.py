@@ -1,0 +1,70 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: petaction
+#     language: python
+#     name: petaction
+# ---
+
+# %% [markdown]
+# # Train one model
+# Builds the mmaction2 config from `params/` (base -> profile -> model -> overrides), trains
+# with mmengine's Runner on the prepared train split, keeps the best checkpoint on val and
+# tests it once. Outputs: `results/<study>/models/<model>/seed<k>/`.
+#
+# `papermill notebooks/train.ipynb out.ipynb -p model tsn [-p seed 0 -p epochs 3]`
+
+# %% tags=["parameters"]
+model = "tsn"
+profile = "quick"
+study = "default"
+target = "action"
+seed = 0
+results_dir = ""
+# Layered settings: None takes the value from params/ (see params/base.yaml).
+img_size = None
+num_segments = None
+clip_len = None
+frame_interval = None
+test_clips = None
+epochs = None
+batch_size = None
+optimizer = None
+lr = None
+momentum = None
+weight_decay = None
+warmup_epochs = None
+grad_clip = None
+class_balance = None
+lite = None
+num_workers = None
+deterministic = None
+amp = None
+mm_base = None
+sampling = None
+model_cfg = None
+model_cfg_lite = None
+per_profile = None
+zoo = None
+
+# %%
+from IPython.display import display
+from petaction import params, train, views
+
+P = params.resolve_train(params.from_notebook(globals(), "train"))
+views.settings(P)
+
+# %% [markdown]
+# ## Training (mmengine's log follows; one line per logging interval)
+
+# %%
+metrics = train.run(P)
+
+# %% [markdown]
+# ## Curves and test result
+
+# %%
+fig = views.run_curves(P)
+display(views.test_metrics(metrics))

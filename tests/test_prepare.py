@@ -1,0 +1,118 @@
+"""prepare on a hand-made AI-Hub tree with every quirk and every kind of bad input."""
+import csv
+import hashlib
+import os
+
+import cv2
+import pytest
+
+from aihub_fixture import make_quirky_tree
+from petaction import aihub, prepare
+
+
+def read_csv(path):
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def tree_digest(root):
+    h = hashlib.sha256()
+    for dirpath, _, files in sorted(os.walk(root)):
+        for f in sorted(files):
+            p = os.path.join(dirpath, f)
+            h.update(p.encode() + open(p, "rb").read())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("aihub")
+    expect = make_quirky_tree(root)
+    before = tree_digest(root)
+    results = tmp_path_factory.mktemp("results")
+    info = prepare.prepare(study="quirks", results_dir=results, data_root=str(root), workers=1,
+                           short_side=32, seed=0)
+    return {"root": root, "expect": expect, "info": info, "before": before,
+            "data": results / "quirks" / "data"}
+
+
+def test_kept_clips_are_exactly_the_good_ones(prepared):
+    rows = read_csv(prepared["data"] / "clips.csv")
+    assert {r["id"] for r in rows} == prepared["expect"]["kept"]
+
+
+def test_every_bad_input_is_reported_with_its_reason(prepared):
+    rejected = read_csv(prepared["data"] / "rejected.csv")
+    got = {r["path"]: r["reason"] for r in rejected}
+    for path, reason in prepared["expect"]["rejected"].items():
+        assert path in got, f"{path} not reported"
+        assert reason in got[path]
+    assert len(got) == len(prepared["expect"]["rejected"])
+
+
+def test_source_tree_is_untouched(prepared):
+    assert tree_digest(prepared["root"]) == prepared["before"]
+
+
+def test_sparse_and_corrupt_frames_counted(prepared):
+    rows = {r["id"]: r for r in read_csv(prepared["data"] / "clips.csv")}
+    assert rows["cat-arch-000001"]["frames"] == "6" and rows["cat-arch-000001"]["frames_annotated"] == "20"
+    assert rows["dog-sit-000002"]["frames"] == "4"     # 6 JPGs, one empty, one corrupt
+    assert rows["dog-sit-000001"]["text_ok"] == "False"
+    assert rows["20201028_dog-walkrun-000002.mp4"]["text_ok"] == "True"   # BOM + trailing space
+    assert rows["cat-walkrun-000009"]["official_split"] == "Validation"
+
+
+def test_cache_frames_are_square_and_mmaction_lists_match(prepared):
+    data = prepared["data"]
+    img = cv2.imread(str(data / "frames" / "cat-arch-000002" / "img_00001.jpg"))
+    assert img.shape == (32, 32, 3)
+    listed = {}
+    for split in ("train", "val", "test"):
+        for line in open(data / f"{split}.txt"):
+            clip, n, label = line.split()
+            listed[clip] = int(n)
+            assert len(list((data / "frames" / clip).glob("img_*.jpg"))) == int(n)
+    assert set(listed) == prepared["expect"]["kept"]
+
+
+def test_nothing_usable_is_one_clear_error(tmp_path):
+    root = tmp_path / "empty"
+    root.mkdir()
+    with pytest.raises(prepare.PrepareError, match="no clips found"):
+        prepare.prepare(study="x", results_dir=tmp_path / "r", data_root=str(root))
+    with pytest.raises(prepare.PrepareError, match="does not exist"):
+        prepare.prepare(study="x", results_dir=tmp_path / "r", data_root=str(tmp_path / "missing"))
+
+
+def test_unknown_parameter_lists_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match="valid:.*short_side"):
+        prepare.prepare(study="x", results_dir=tmp_path, shortside=3)
+
+
+def test_frames_sorted_numerically(tmp_path):
+    for n in (102, 12, 6, 0):
+        (tmp_path / f"frame_{n}_timestamp_{n * 33}.jpg").write_bytes(b"x")
+    frames, stray = aihub.list_frames(tmp_path)
+    assert [f[0] for f in frames] == [0, 6, 12, 102] and stray == []
+
+
+def test_pairing_is_by_exact_name_not_substring(tmp_path):
+    for name in ("cat-arch-000001", "cat-arch-0000011"):
+        d = tmp_path / "Training" / "src" / name
+        d.mkdir(parents=True)
+        (d / "frame_0_timestamp_0.jpg").write_bytes(b"x")
+    lab = tmp_path / "Training" / "lab"
+    lab.mkdir(parents=True)
+    (lab / "cat-arch-000001.json").write_text("{}")
+    clips = {c.name: c for c in aihub.discover(tmp_path)}
+    assert clips["cat-arch-000001"].label_path is not None
+    assert clips["cat-arch-0000011"].label_path is None
+
+
+def test_nearest_box_in_time():
+    boxes = {0: (0, 0, 1, 1), 12: (5, 5, 1, 1)}
+    assert aihub.nearest_box(boxes, 12) == (5, 5, 1, 1)
+    assert aihub.nearest_box(boxes, 7) == (5, 5, 1, 1)
+    assert aihub.nearest_box(boxes, 6) == (0, 0, 1, 1)   # tie: the earlier frame
+    assert aihub.nearest_box({}, 3) is None
