@@ -12,6 +12,7 @@ Nothing is written into data_root. A clip is processed at a time (streaming), in
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -158,8 +159,10 @@ def ensure_source(p: dict, study_dir: Path) -> Path:
                                "pass the AI-Hub root (holding Training/ and Validation/), or leave it empty for the synthetic set")
         return root
     from . import synth
+    # the generator's own source is part of the key: a changed generator regenerates
+    code = hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()[:12]
     spec = dict(seed=p["synth_seed"], scale=p["synth_scale"], n_frames=p["synth_frames"],
-                size=list(p["synth_size"]))
+                size=list(p["synth_size"]), generator=code)
     root = study_dir / "synthetic"
     marker = study_dir / "synthetic.json"
     if root.is_dir() and marker.is_file() and json.loads(marker.read_text()) == spec:

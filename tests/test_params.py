@@ -1,0 +1,91 @@
+"""params/ files, their layering, and the notebooks' parameter cells."""
+import json
+import re
+
+import pytest
+import yaml
+
+from petaction import params as P
+from petaction import study
+from petaction.paths import NOTEBOOKS, PARAMS, REPO
+
+
+def test_every_params_key_is_a_notebook_parameter():
+    train = P.notebook_parameters("train")
+    assert set(P.load_yaml(PARAMS / "base.yaml")) == set(train)
+    for kind in ("profiles", "models"):
+        for name in P.names(kind):
+            layer = P.load_yaml(PARAMS / kind / f"{name}.yaml")
+            assert set(layer) <= set(train), f"{kind}/{name}.yaml: {set(layer) - set(train)}"
+            for prof, section in layer.get("per_profile", {}).items():
+                assert prof in P.names("profiles") and set(section) <= set(train)
+    s = P.load_yaml(PARAMS / "study.yaml")
+    assert set(s) <= set(study.STUDY_DEFAULTS)
+    assert set(s["prepare"]) <= set(P.notebook_parameters("prepare"))
+    assert set(s["train"]) <= set(P.notebook_parameters("train"))
+
+
+def test_prepare_notebook_declares_exactly_the_prepare_parameters():
+    from petaction import prepare
+    declared = set(P.notebook_parameters("prepare"))
+    assert declared == set(prepare.DEFAULTS) | {"study", "results_dir"}
+
+
+def test_layering_order():
+    p = P.resolve_train({"model": "tsn", "profile": "full"})
+    assert (p["lr"], p["epochs"], p["img_size"], p["lite"]) == (0.002, 100, 224, False)
+    q = P.resolve_train({"model": "tsn", "profile": "full", "lr": 0.05})
+    assert q["lr"] == 0.05 and q["epochs"] == 100
+    # layering the same files again with papermill -f changes nothing
+    files = {**P.load_yaml(PARAMS / "base.yaml"), **P.load_yaml(PARAMS / "profiles" / "full.yaml"),
+             **P.load_yaml(PARAMS / "models" / "tsn.yaml")}
+    assert P.resolve_train(files) == p
+
+
+def test_unknown_names_are_errors_listing_valid_choices():
+    with pytest.raises(P.ParamError, match="unknown model 'nope'; valid: .*tsn"):
+        P.resolve_train({"model": "nope"})
+    with pytest.raises(P.ParamError, match=r"unknown parameter\(s\) \['epoch'\].*valid: .*epochs"):
+        P.resolve_train({"model": "tsn", "epoch": 3})
+    with pytest.raises(P.ParamError, match="choose one of"):
+        P.resolve_train({"model": "tsn", "class_balance": "magic"})
+    with pytest.raises(P.ParamError, match="unknown model"):
+        study.load_study(None, {"models": ["tsn", "nope"]})
+    with pytest.raises(P.ParamError, match="valid:"):
+        study.load_study(None, {"modles": ["tsn"]})
+
+
+def test_from_notebook_refuses_injected_unknown_names():
+    g = {"study": "x", "In": [], "get_ipython": print, "bogus": 1}
+    with pytest.raises(P.ParamError, match="bogus"):
+        P.from_notebook(g, "evaluate")
+    assert P.from_notebook({"study": "x", "models": []}, "evaluate") == {"study": "x", "models": []}
+
+
+def pins(lines):
+    return dict(re.match(r"([A-Za-z0-9_.-]+)==(\S+)", l.strip()).groups() for l in lines
+                if re.match(r"\s*[A-Za-z0-9_.-]+==", l.strip()))
+
+
+def test_environment_yml_agrees_with_requirements():
+    req = pins(open(REPO / "requirements.txt").read().splitlines())
+    env = yaml.safe_load(open(REPO / "environment.yml"))
+    assert "python=3.11" in env["dependencies"]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    env_pins = pins(pip)
+    after = re.search(r"# pinned-after: (.*)", open(REPO / "environment.yml").read()).group(1).split()
+    env_pins.update(pins(after))
+    assert env_pins == req
+
+
+def test_notebooks_committed_clean_and_paired():
+    import jupytext
+    for nb_path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = json.loads(nb_path.read_text())
+        assert nb["metadata"]["kernelspec"]["name"] == "petaction", nb_path
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs") and cell.get("execution_count") is None, nb_path
+        paired = jupytext.read(nb_path.with_suffix(".py"))
+        assert [c.source for c in paired.cells] == ["".join(c["source"]) for c in nb["cells"]], \
+            f"{nb_path.name} and its .py differ: jupytext --sync {nb_path}"

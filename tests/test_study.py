@@ -1,0 +1,103 @@
+"""The whole chain through papermill on the tiny profile: prepare -> train -> evaluate -> report.
+
+Every notebook runs headlessly here, with the parameters the study runner gives it.
+"""
+import json
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from petaction import paths, render, study
+
+pytestmark = pytest.mark.slow
+TINY_PREPARE = {"synth_scale": 0.4, "synth_frames": 10, "short_side": 32, "workers": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    cfg = study.load_study(None, {"study": "tinytest", "results_dir": str(results), "profile": "tiny",
+                                  "models": ["tsn", "tsm"], "prepare": TINY_PREPARE})
+    log = []
+    status = study.run(cfg, log=log.append)
+    yield {"cfg": cfg, "status": status, "log": log, "root": results / "tinytest"}
+    for suffix in ("html", "pdf"):
+        (paths.REPO / "report" / f"tinytest.{suffix}").unlink(missing_ok=True)
+
+
+def test_every_step_ran(tiny_study):
+    assert [s["status"] for s in tiny_study["status"]] == ["done"] * 5, tiny_study["log"]
+    for s in tiny_study["status"]:
+        assert s["notebook"].endswith(".ipynb")
+
+
+def test_run_folder_has_everything(tiny_study):
+    run = tiny_study["root"] / "models" / "tsm" / "seed0"
+    for f in ("config.py", "params.json", "provenance.json", "log.csv", "test_scores.npz", "test_scores.csv",
+              "metrics.json", "train.ipynb"):
+        assert (run / f).is_file(), f
+    assert list(run.glob("best_*.pth"))
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["git"]["commit"] and prov["versions"]["mmaction2"] == "1.2.0"
+    log = pd.read_csv(run / "log.csv")
+    assert list(log["epoch"]) == [1] and log["val_top1"].between(0, 1).all()
+
+
+def test_summary_recomputed_from_scores(tiny_study):
+    import numpy as np
+    ev = tiny_study["root"] / "evaluation"
+    s = pd.read_csv(ev / "summary.csv")
+    assert set(s["model"]) == {"tsn", "tsm"}
+    for col in ("top1", "top3", "top5", "mean_class_acc", "macro_f1", "top1_order_only"):
+        assert s[col].between(0, 1).all(), col
+    z = np.load(tiny_study["root"] / "models" / "tsn" / "seed0" / "test_scores.npz")
+    top1 = float((z["scores"].argmax(1) == z["labels"]).mean())
+    assert s.set_index("model").loc["tsn", "top1"] == pytest.approx(top1)
+
+
+def test_rerun_skips_unchanged_steps(tiny_study):
+    log = []
+    status = study.run(tiny_study["cfg"], log=log.append)
+    assert [s["status"] for s in status] == ["skipped"] * 5, log
+
+
+def test_report_html_and_pdf_hold_the_evaluated_numbers(tiny_study):
+    html = paths.REPO / "report" / "tinytest.html"
+    pdf = paths.REPO / "report" / "tinytest.pdf"
+    assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
+    text = html.read_text(encoding="utf-8")
+    assert "def " not in text and "import " not in text        # code cells hidden
+    s = pd.read_csv(tiny_study["root"] / "evaluation" / "summary.csv")
+    for _, row in s.iterrows():
+        assert re.search(rf"\| {row['model']} \| {100 * row['top1']:.1f}%", text.replace("<td>", "| ")
+                         .replace("</td>", " ")) or f"{100 * row['top1']:.1f}%" in text
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium (make setup installs it)")
+def test_a_real_browser_renders_the_report(tiny_study, tmp_path):
+    html = paths.REPO / "report" / "tinytest.html"
+    dom = render.page_text(html)
+    assert "Which video model" in dom and "Conclusion" in dom and "Abstract" in dom
+    png = render.screenshot(html, tmp_path / "shot.png")
+    assert png.is_file() and png.stat().st_size > 10_000
+
+
+def test_a_failed_model_does_not_stop_the_others(tiny_study):
+    broken = paths.PARAMS / "models" / "zz_test_broken.yaml"     # a model whose backbone cannot build
+    broken.write_text("mm_base: tsn_r50\nmodel_cfg: {backbone: {pretrained: null, depth: 7}}\n")
+    try:
+        cfg = dict(tiny_study["cfg"], models=["zz_test_broken", "tsn"])
+        log = []
+        status = {s["step"]: s for s in study.run(cfg, log=log.append)}
+    finally:
+        broken.unlink()
+    assert status["train zz_test_broken seed 0 (action)"]["status"] == "failed"
+    assert "depth" in status["train zz_test_broken seed 0 (action)"]["error"]
+    assert any("notebook:" in line and "zz_test_broken" in line for line in log)
+    assert status["train tsn seed 0 (action)"]["status"] == "skipped"
+    assert status["evaluate (action)"]["status"] == "done" and status["report"]["status"] == "done"
+    failed = pd.read_csv(tiny_study["root"] / "evaluation" / "failed.csv")
+    assert list(failed["model"]) == ["zz_test_broken"]
+    assert "zz_test_broken" in (paths.REPO / "report" / "tinytest.html").read_text(encoding="utf-8")
