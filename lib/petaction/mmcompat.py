@@ -67,4 +67,4 @@ def trusted_checkpoints():
     with torch.serialization.safe_globals(checkpoint_safe_globals()):
         yield
 
-from . import mmhooks  # noqa: E402,F401  (registers EpochCSVHook)
+from . import mmhooks, mmmodels  # noqa: E402,F401  (registers our hook and backbone adapter)

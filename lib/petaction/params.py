@@ -28,10 +28,13 @@ def load_yaml(path: Path) -> dict:
 
 
 def deep_merge(base: dict, over: dict) -> dict:
-    """Recursive dict merge (a copy); `over` wins; lists and scalars are replaced whole."""
+    """Recursive dict merge (a copy); `over` wins; lists and scalars are replaced whole.
+    As in mmengine configs, a dict with `_delete_: true` replaces instead of merging."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if isinstance(v, dict) and v.get("_delete_"):
+            out[k] = copy.deepcopy({kk: vv for kk, vv in v.items() if kk != "_delete_"})
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
