@@ -29,3 +29,23 @@ def test_full_profile_matches_zoo_parameter_count(name):
 def test_every_model_is_in_the_default_study():
     s = P.load_yaml(P.PARAMS / "study.yaml")
     assert sorted(s["models"]) == sorted(m for m in MODELS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_one_training_iteration_and_a_test_pass(name, tiny_data, tmp_path):
+    import json
+    from mmengine.runner import Runner
+    from petaction import mmconfig
+    results, study, data = tiny_data
+    p = P.resolve_train({"model": name, "profile": "tiny", "study": study, "results_dir": str(results)})
+    classes = json.loads((data / "classes.json").read_text())["classes"]
+    cfg = mmconfig.build(p, data, tmp_path, classes, [1] * len(classes))
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=1, val_interval=10)
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10, by_epoch=False)
+    cfg.log_processor = dict(type="LogProcessor", by_epoch=False)
+    cfg.custom_hooks = []
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.test()
+    assert 0 <= metrics["acc/top1"] <= 1

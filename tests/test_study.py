@@ -12,7 +12,7 @@ import pytest
 from petaction import paths, render, study
 
 pytestmark = pytest.mark.slow
-TINY_PREPARE = {"synth_scale": 0.4, "synth_frames": 10, "short_side": 32, "workers": 1}
+from conftest import TINY_PREPARE
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,9 @@ too) makes `import mmaction` work on the pinned versions and registers what we a
 """
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import importlib.util
+import os
 import sys
 import types
 from pathlib import Path
@@ -43,28 +44,55 @@ def install_drn_standin() -> None:
 install_drn_standin()
 
 
-def checkpoint_safe_globals() -> list:
-    """The non-tensor types an mmengine 0.10.7 checkpoint pickles (its message hub's
-    HistoryBuffer and the numpy scalars/arrays in its meta)."""
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
-    kinds = [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray._reconstruct,
-             np.core.multiarray.scalar]
-    kinds += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
-    return kinds
+TRUST_FILE = "checkpoints.sha256"   # beside the checkpoints this study wrote
 
 
-@contextlib.contextmanager
-def trusted_checkpoints():
-    """Let mmengine load its own checkpoints under torch >= 2.6.
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
-    torch.load now defaults to weights_only=True and mmengine 0.10.7 does not pass it, so
-    loading a checkpoint mmengine itself wrote fails. Rather than turning weights_only off
-    (which would unpickle anything), allow exactly the few types mmengine writes, for the
-    duration of the load: any other pickled object is still refused.
+
+def record_checkpoint(path: str | Path) -> None:
+    """Note a checkpoint this study just wrote (its hash) as trusted for loading."""
+    path = Path(path)
+    with open(path.parent / TRUST_FILE, "a") as f:
+        f.write(f"{sha256(path)}  {path.name}\n")
+
+
+def is_trusted(path: str | Path) -> bool:
+    path = Path(path)
+    manifest = path.parent / TRUST_FILE
+    if not manifest.is_file():
+        return False
+    known = {line.split()[0] for line in manifest.read_text().splitlines() if line.strip()}
+    return sha256(path) in known
+
+
+def load_checkpoint_file(filename, map_location):
+    """mmengine's local checkpoint loader, with torch >= 2.6's weights_only handled.
+
+    torch.load now defaults to weights_only=True, and mmengine 0.10.7 does not pass it: its
+    own checkpoints (whose message hub pickles HistoryBuffer objects and bound methods via
+    `getattr`) then fail to load, so resume and best-checkpoint testing break. Allowing
+    `getattr` in the weights-only unpickler would let any file run code, so instead: a file
+    whose hash this study recorded when it wrote it
+    (mmhooks.TrustCheckpointsHook) loads fully; any other file loads weights-only, refusing arbitrary
+    pickles exactly as torch does by default.
     """
     import torch
-    with torch.serialization.safe_globals(checkpoint_safe_globals()):
-        yield
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f"{filename} can not be found.")
+    return torch.load(filename, map_location=map_location, weights_only=not is_trusted(filename))
 
+
+def register_checkpoint_loader() -> None:
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes="", loader=load_checkpoint_file, force=True)
+
+
+register_checkpoint_loader()
 from . import mmhooks, mmmodels  # noqa: E402,F401  (registers our hook and backbone adapter)

@@ -132,7 +132,7 @@ def build(p: dict, data_dir: Path, run_dir: Path, class_names: list[str], train_
         visualizer=dict(type="ActionVisualizer", vis_backends=[dict(type="LocalVisBackend")]),
         log_level="INFO", load_from=None, resume=False,
         randomness=dict(seed=p["seed"], deterministic=p["deterministic"], diff_rank_seed=False),
-        custom_hooks=[dict(type="EpochCSVHook")],
+        custom_hooks=[dict(type="EpochCSVHook"), dict(type="TrustCheckpointsHook")],
         work_dir=str(run_dir),
         dataset_meta=dict(classes=class_names),
     )

@@ -42,7 +42,7 @@ class EpochCSVHook(Hook):
 
     def after_train_epoch(self, runner) -> None:
         lr = runner.optim_wrapper.get_lr()
-        self._row = {"epoch": runner.epoch, "train_loss": self._loss / max(self._n, 1),
+        self._row = {"epoch": runner.epoch + 1, "train_loss": self._loss / max(self._n, 1),
                      "lr": list(lr.values())[0][0], "epoch_time_s": time.perf_counter() - self._t0}
         self._tv = time.perf_counter()
 
@@ -56,3 +56,32 @@ class EpochCSVHook(Hook):
         with open(self._path(runner), "a", newline="") as f:
             csv.DictWriter(f, EPOCH_LOG_COLUMNS).writerow(self._row)
         self._row = None
+
+
+@HOOKS.register_module()
+class TrustCheckpointsHook(Hook):
+    """Record the hash of every checkpoint CheckpointHook writes (last and best), so that
+    petaction's loader trusts exactly those files (see mmcompat.load_checkpoint_file).
+    Runs after CheckpointHook (lowest priority) in the same epoch callbacks."""
+
+    priority = "LOWEST"
+
+    def __init__(self):
+        self._seen = set()
+
+    def _record(self, runner) -> None:
+        from .mmcompat import record_checkpoint
+        hub = runner.message_hub
+        for key in ("last_ckpt", "best_ckpt"):
+            path = hub.get_info(key)
+            if path and Path(path).is_file():
+                stamp = (path, Path(path).stat().st_mtime_ns)
+                if stamp not in self._seen:
+                    record_checkpoint(path)
+                    self._seen.add(stamp)
+
+    def after_train_epoch(self, runner) -> None:
+        self._record(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._record(runner)
