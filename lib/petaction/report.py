@@ -116,12 +116,26 @@ def methods(r: dict) -> str:
     hw, v = prov["hardware"], prov["versions"]
     gpu = ", ".join(hw["gpus"]) or "no GPU"
     lines.append("")
-    lines.append(f"All models train from scratch (no pretrained weights) with mmengine's Runner, SGD with "
-                 f"linear warm-up and cosine decay, and keep the checkpoint with the best validation top-1. "
+    opts = sorted({q["optimizer"] for q in r_params(r)})
+    balance = sorted({q["class_balance"] for q in r_params(r)})
+    lines.append(f"All models train from scratch (no pretrained weights) with mmengine's Runner, "
+                 f"{' / '.join(opts)} with linear warm-up and cosine decay (class balancing: {', '.join(balance)}), "
+                 f"and keep the checkpoint with the best validation top-1. "
                  f"Hardware: {hw['cpu']} ({hw['cpu_count']} CPUs, {hw['torch_threads']} torch threads), {gpu}. "
                  f"Software: Python {v['python']}, torch {v['torch']}, mmaction2 {v['mmaction2']}, "
                  f"mmengine {v['mmengine']}, mmcv {v['mmcv']}.")
     return "\n".join(lines)
+
+
+def r_params(r: dict) -> list[dict]:
+    return list(r["run_params"].values())
+
+
+def majority_baseline(r: dict) -> tuple[str, float]:
+    """The commonest test class and the top-1 of always predicting it."""
+    c = r["counts"]
+    row = c.loc[c["test"].idxmax()]
+    return row["label"], float(row["test"]) / max(float(c["test"].sum()), 1.0)
 
 
 def conclusion(r: dict) -> str:
@@ -129,6 +143,15 @@ def conclusion(r: dict) -> str:
     s, pc = r["summary"], r["per_class"]
     best = s.iloc[0]
     out = [f"{best['model']} has the highest test top-1 ({pct(best['top1'])})."]
+    label, base = majority_baseline(r)
+    beat = s[s["top1"] > base]["model"].tolist()
+    if not beat:
+        out.append(f"No model beats always predicting the commonest test class ({label}, {pct(base)}): "
+                   "on this data and profile the models have not learned the task, and the ranking "
+                   "below says little.")
+    elif len(beat) < len(s):
+        out.append(f"Only {', '.join(beat)} beat{'s' if len(beat) == 1 else ''} always predicting the "
+                   f"commonest test class ({label}, {pct(base)}).")
     if len(s) > 1:
         worst = s.iloc[-1]
         out.append(f"The weakest model is {worst['model']} ({pct(worst['top1'])}), "
@@ -143,10 +166,11 @@ def conclusion(r: dict) -> str:
         ordered = oo.sort_values("top1_order_only", ascending=False, kind="stable")
         lead, last = ordered.iloc[0], ordered.iloc[-1]
         if lead["top1_order_only"] > last["top1_order_only"]:
-            out.append(f"On the order-only classes ({', '.join(r['classes']['order_only'])}), "
+            n_oo = int(r["counts"].set_index("label").loc[r["classes"]["order_only"], "test"].sum())
+            out.append(f"On the order-only classes ({', '.join(r['classes']['order_only'])}, {n_oo} test clips), "
                        f"{lead['model']} reaches {pct(lead['top1_order_only'])} against "
-                       f"{last['model']}'s {pct(last['top1_order_only'])}: temporal modelling is what "
-                       "separates them, since single frames carry no order information.")
+                       f"{last['model']}'s {pct(last['top1_order_only'])}; a model blind to frame order "
+                       "can at best tell the pair from the other classes and guess within it (50%).")
         else:
             out.append("On the order-only classes no model beats another: "
                        + ", ".join(f"{m} {pct(v)}" for m, v in zip(ordered["model"], ordered["top1_order_only"])) + ".")
