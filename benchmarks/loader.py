@@ -70,7 +70,7 @@ def bench_on_the_fly(root: Path, clips: list[dict], sample, rest, size: int, rep
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--clips", type=int, default=24)
+    ap.add_argument("--clips", type=int, default=39)
     ap.add_argument("--size", type=int, nargs=2, default=[1280, 720])
     ap.add_argument("--segments", type=int, default=8)
     ap.add_argument("--short-side", type=int, default=64)
