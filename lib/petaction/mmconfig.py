@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from .params import deep_merge
+from .params import deep_merge, strip_delete
 
 TSM_TYPES = {"ResNetTSM", "MobileNetV2TSM", "TSMHead"}
 FILENAME_TMPL = "img_{:05d}.jpg"
@@ -37,6 +37,7 @@ def model_dict(p: dict, num_classes: int) -> dict:
     model = deep_merge(base_model(p["mm_base"]), p["model_cfg"])
     if p["lite"]:
         model = deep_merge(model, p["model_cfg_lite"])
+    model = strip_delete(model)
     model["cls_head"]["num_classes"] = num_classes
     for part in ("backbone", "cls_head"):
         if model[part]["type"] in TSM_TYPES:     # TSM shifts across this many segments
