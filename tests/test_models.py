@@ -26,11 +26,6 @@ def test_full_profile_matches_zoo_parameter_count(name):
     assert count_params(m) == pytest.approx(zoo["params_m"], rel=0.01)
 
 
-def test_every_model_is_in_the_default_study():
-    s = P.load_yaml(P.PARAMS / "study.yaml")
-    assert sorted(s["models"]) == sorted(m for m in MODELS)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_one_training_iteration_and_a_test_pass(name, tiny_data, tmp_path):
