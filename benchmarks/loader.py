@@ -12,7 +12,6 @@ Prints clips per second for both and the ratio; writes benchmarks/results/loader
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -94,9 +93,8 @@ def main() -> None:
         fly = bench_on_the_fly(tmp / "src", clips, sample, rest, a.short_side, a.repeats)
     out = {"clips": len(clips), "source_size": a.size, "segments": a.segments, "cache_short_side": a.short_side,
            "cache_clips_per_s": round(cache, 1), "on_the_fly_clips_per_s": round(fly, 1),
-           "ratio": round(cache / fly, 1), "generate_s": round(gen_s, 1), "provenance": provenance.collect()}
-    Path(__file__).with_name("results").mkdir(exist_ok=True)
-    Path(__file__).with_name("results").joinpath("loader.json").write_text(json.dumps(out, indent=1))
+           "ratio": round(cache / fly, 1), "generate_s": round(gen_s, 1)}
+    provenance.save_benchmark("loader", out)
     print(f"cache: {cache:.1f} clips/s; on the fly from {a.size[0]}x{a.size[1]} JPGs: {fly:.1f} clips/s; "
           f"ratio {cache / fly:.1f}x ({len(clips)} clips, {a.segments} frames each, 1 process)")
 

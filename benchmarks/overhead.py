@@ -11,7 +11,6 @@ both) and prints the ratio; writes benchmarks/results/overhead.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -60,9 +59,8 @@ def main() -> None:
     nb = statistics.median(r["notebook_epoch_s"] for r in rows)
     bare = statistics.median(r["bare_epoch_s"] for r in rows)
     result = {"model": a.model, "runs": rows, "median_notebook_epoch_s": nb, "median_bare_epoch_s": bare,
-              "ratio": round(nb / bare, 3), "provenance": provenance.collect()}
-    Path(__file__).with_name("results").mkdir(exist_ok=True)
-    Path(__file__).with_name("results").joinpath("overhead.json").write_text(json.dumps(result, indent=1))
+              "ratio": round(nb / bare, 3)}
+    provenance.save_benchmark("overhead", result)
     print(f"one training epoch of {a.model}: notebook path {nb:.2f} s, bare Runner {bare:.2f} s, "
           f"ratio {nb / bare:.3f}")
 

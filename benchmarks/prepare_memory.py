@@ -53,8 +53,8 @@ def main() -> None:
         rows.append(r)
         print(f"scale {s:g}: {r['clips']} clips, generate {r['generate_s']} s, prepare {r['prepare_s']} s, "
               f"peak RSS main {r['peak_rss_main_mb']} MB, per worker {r['peak_rss_worker_mb']} MB")
-    HERE.with_name("results").mkdir(exist_ok=True)
-    HERE.with_name("results").joinpath("prepare_memory.json").write_text(json.dumps(rows, indent=1))
+    from petaction import provenance
+    provenance.save_benchmark("prepare_memory", {"runs": rows})
 
 
 if __name__ == "__main__":

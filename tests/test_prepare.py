@@ -116,3 +116,19 @@ def test_nearest_box_in_time():
     assert aihub.nearest_box(boxes, 7) == (5, 5, 1, 1)
     assert aihub.nearest_box(boxes, 6) == (0, 0, 1, 1)   # tie: the earlier frame
     assert aihub.nearest_box({}, 3) is None
+
+
+def test_prepare_on_the_synthetic_set_keeps_every_clip(tiny_data, tmp_path):
+    """Every generated clip is kept with its class, split side and JPG count; nothing rejected."""
+    from conftest import TINY_PREPARE
+    from petaction import synth
+    results, study, data = tiny_data
+    counts = {k: max(1, round(v * TINY_PREPARE["synth_scale"])) for k, v in synth.DEFAULT_COUNTS.items()}
+    made = synth.generate(tmp_path / "again", seed=0, counts=counts, n_frames=TINY_PREPARE["synth_frames"])
+    rows = {r["id"]: r for r in read_csv(data / "clips.csv")}
+    assert set(rows) == {m["clip"] for m in made}
+    for m in made:
+        r = rows[m["clip"]]
+        assert (r["label"], r["species"], r["official_split"]) == (m["action"], m["species"], m["split"])
+        assert int(r["frames"]) == m["frames_jpg"] and r["emotion"] == m["emotion"]
+    assert read_csv(data / "rejected.csv") == []

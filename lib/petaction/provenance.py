@@ -1,6 +1,7 @@
 """What made a result: git commit, library versions, hardware. Saved beside every result."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -56,3 +57,10 @@ def hardware() -> dict:
 def collect() -> dict:
     return {"time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(), "versions": versions(), "hardware": hardware()}
+
+
+def save_benchmark(name: str, result: dict) -> None:
+    """benchmarks/results/<name>.json: a benchmark's figures with the provenance beside them."""
+    out = REPO / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps({**result, "provenance": collect()}, indent=1, default=str))
