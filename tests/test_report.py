@@ -30,3 +30,23 @@ def test_leader_and_margin():
     text = report.conclusion(fake([0.90, 0.80], [0.5, 0.5]))
     assert text.startswith("a has the highest test top-1 (90.0%).")
     assert "b (80.0%), 10.0 points behind" in text
+
+
+def test_a_beats_b_only_when_mcnemar_says_so():
+    r = fake([0.90, 0.80], [0.5, 0.5])
+    r["summary"]["top1_ci_low"], r["summary"]["top1_ci_high"] = [0.8, 0.7], [0.95, 0.9]
+    r["paired"] = pd.DataFrame([{"model_a": "a", "model_b": "b", "n_clips": 14, "p_value": 0.01}])
+    assert "a beats b on the same 14 test clips (McNemar's test, p = 0.010)" in report.conclusion(r)
+    r["paired"]["p_value"] = 0.4
+    text = report.conclusion(r)
+    assert "a beats b" not in text
+    assert "The difference between a and b is not significant" in text
+
+
+def test_above_the_baseline_only_within_noise_is_said_so():
+    r = fake([0.75, 0.60], [0.5, 0.5])                      # baseline 71.4%
+    r["summary"]["top1_ci_low"], r["summary"]["top1_ci_high"] = [0.55, 0.4], [0.9, 0.8]
+    text = report.conclusion(r)
+    assert "a's top-1 is above always predicting the commonest test class (X, 71.4%), but its 95% " \\
+           "interval (55.0% to 90.0%) includes that rate." in text
+    assert "b does not beat that rate." in text

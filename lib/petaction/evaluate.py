@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import figures, metrics, paths
+from . import figures, metrics, paths, stats
 
 METRIC_COLUMNS = ["top1", "top3", "top5", "mean_class_acc", "macro_f1", "top1_order_only"]
 
@@ -51,7 +51,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     done, failed = find_runs(root)
     if models:
         done = [r for r in done if r.parent.name in models]
-    runs, per_class, logs, confusions = [], {}, {}, {}
+    runs, per_class, logs, confusions, correct = [], {}, {}, {}, {}
     for run in done:
         s = load_scores(run)
         if s["classes"] != class_names:
@@ -63,6 +63,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
         trained = json.loads((run / "metrics.json").read_text())
         row.update(best_epoch=trained["best_epoch"], train_time_s=trained["train_time_s"])
         runs.append(row)
+        correct.setdefault(row["model"], {})[row["seed"]] = s["scores"].argmax(1) == s["labels"]
         cm = metrics.confusion_matrix(s["labels"], s["scores"].argmax(1), len(class_names))
         confusions.setdefault(row["model"], []).append(cm)
         if (run / "log.csv").is_file():
@@ -74,6 +75,11 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     runs_df.to_csv(out / "runs.csv", index=False)
     summary = summarise(runs_df)
     summary.insert(1, "target", target)
+    ci = {m: stats.bootstrap_ci(np.mean(list(c.values()), axis=0)) for m, c in correct.items()}
+    summary["top1_ci_low"] = [ci[m][0] for m in summary["model"]]
+    summary["top1_ci_high"] = [ci[m][1] for m in summary["model"]]
+    paired = paired_tests(list(summary["model"]), correct)
+    paired.to_csv(out / "paired_tests.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     summary.to_json(out / "summary.json", orient="records", indent=1)
     for model, cms in confusions.items():
@@ -90,7 +96,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
                                        f"Confusion matrix, {best} (test)", out / "confusion_best.png"),
         "per_class": figures.per_class(per_class_df, out / "per_class.png"),
     }
-    return {"summary": summary, "runs": runs_df, "failed": pd.DataFrame(failed), "per_class": per_class_df,
+    return {"summary": summary, "runs": runs_df, "paired": paired, "failed": pd.DataFrame(failed), "per_class": per_class_df,
             "best": best, "figures": figs, "dir": out}
 
 
@@ -103,3 +109,18 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         summary[c + "_std"] = g[c].std(ddof=1)
     summary = summary.reset_index().sort_values(["top1", "mean_class_acc"], ascending=False, kind="stable")
     return summary.reset_index(drop=True)
+
+
+def paired_tests(models: list[str], correct: dict) -> pd.DataFrame:
+    """McNemar's test for every pair of models, on the first seed both ran (same test clips)."""
+    rows = []
+    for i, a in enumerate(models):
+        for b in models[i + 1:]:
+            common = sorted(set(correct[a]) & set(correct[b]))
+            if not common:
+                continue
+            ca, cb = correct[a][common[0]], correct[b][common[0]]
+            rows.append({"model_a": a, "model_b": b, "seed": common[0], "top1_a": float(ca.mean()),
+                         "top1_b": float(cb.mean()), "n_clips": int(len(ca)), **stats.mcnemar(ca, cb)})
+    return pd.DataFrame(rows, columns=["model_a", "model_b", "seed", "top1_a", "top1_b", "n_clips",
+                                       "a_only", "b_only", "p_value"])

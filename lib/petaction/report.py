@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import paths
 
-TABLE_COLUMNS = {"model": "Model", "top1": "Top-1", "top3": "Top-3", "top5": "Top-5",
+TABLE_COLUMNS = {"model": "Model", "top1": "Top-1", "top1_ci": "Top-1 95% CI", "top3": "Top-3", "top5": "Top-5",
                  "mean_class_acc": "Mean class acc.", "macro_f1": "Macro-F1",
                  "top1_order_only": "Top-1 (order-only classes)", "n_seeds": "Seeds"}
 
@@ -33,7 +33,8 @@ def load(study: str = "default", results_dir=None, target: str = "action") -> di
          "summary": pd.read_csv(ev / "summary.csv"),
          "runs": pd.read_csv(ev / "runs.csv"),
          "per_class": pd.read_csv(ev / "per_class.csv", index_col="class"),
-         "failed": pd.read_csv(ev / "failed.csv")}
+         "failed": pd.read_csv(ev / "failed.csv"),
+         "paired": pd.read_csv(ev / "paired_tests.csv")}
     r["run_params"] = {}
     r["run_provenance"] = {}
     for row in r["runs"].itertuples():
@@ -45,14 +46,16 @@ def load(study: str = "default", results_dir=None, target: str = "action") -> di
 
 def table(summary: pd.DataFrame) -> str:
     """The comparison table as Markdown (mean over seeds; ± std where several seeds)."""
-    cols = [c for c in TABLE_COLUMNS if c in summary.columns]
+    cols = [c for c in TABLE_COLUMNS if c in summary.columns or (c == "top1_ci" and "top1_ci_low" in summary)]
     lines = ["| " + " | ".join(TABLE_COLUMNS[c] for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, row in summary.iterrows():
         cells = []
         for c in cols:
-            v = row[c]
+            v = row.get(c)
             if c in ("model", "n_seeds"):
                 cells.append(str(v))
+            elif c == "top1_ci":
+                cells.append(f"{pct(row['top1_ci_low'])} to {pct(row['top1_ci_high'])}")
             else:
                 sd = row.get(c + "_std")
                 cells.append(pct(v) + (f" ± {100 * sd:.1f}" if pd.notna(sd) else ""))
@@ -138,20 +141,45 @@ def majority_baseline(r: dict) -> tuple[str, float]:
     return row["label"], float(row["test"]) / max(float(c["test"].sum()), 1.0)
 
 
+def paired_sentence(r: dict, alpha: float = 0.05) -> list[str]:
+    """'A beats B' only when McNemar's paired test on the same test clips says so."""
+    s, paired = r["summary"], r.get("paired")
+    if paired is None or len(s) < 2 or not len(paired):
+        return []
+    a, b = s.iloc[0]["model"], s.iloc[1]["model"]
+    hit = paired[((paired["model_a"] == a) & (paired["model_b"] == b)) | ((paired["model_a"] == b) & (paired["model_b"] == a))]
+    if not len(hit):
+        return []
+    t = hit.iloc[0]
+    if t["p_value"] < alpha:
+        return [f"{a} beats {b} on the same {int(t['n_clips'])} test clips (McNemar's test, p = {t['p_value']:.3f})."]
+    return [f"The difference between {a} and {b} is not significant on {int(t['n_clips'])} test clips "
+            f"(McNemar's test, p = {t['p_value']:.2f}; top-1 95% interval of {a}: "
+            f"{pct(s.iloc[0].get('top1_ci_low'))} to {pct(s.iloc[0].get('top1_ci_high'))})."]
+
+
 def conclusion(r: dict) -> str:
     """Sentences derived from the numbers: who leads, by how much, where models fail."""
     s, pc = r["summary"], r["per_class"]
     best = s.iloc[0]
     out = [f"{best['model']} has the highest test top-1 ({pct(best['top1'])})."]
+    out += paired_sentence(r)
     label, base = majority_baseline(r)
     beat = s[s["top1"] > base]["model"].tolist()
     if not beat:
         out.append(f"No model beats always predicting the commonest test class ({label}, {pct(base)}): "
                    "on this data and profile the models have not learned the task, and the ranking "
                    "below says little.")
-    elif len(beat) < len(s):
-        out.append(f"Only {', '.join(beat)} beat{'s' if len(beat) == 1 else ''} always predicting the "
-                   f"commonest test class ({label}, {pct(base)}).")
+    else:
+        for _, row in s[s["model"].isin(beat)].iterrows():
+            low = row.get("top1_ci_low")
+            if pd.notna(low) and low <= base:
+                out.append(f"{row['model']}'s top-1 is above always predicting the commonest test class "
+                           f"({label}, {pct(base)}), but its 95% interval ({pct(low)} to "
+                           f"{pct(row['top1_ci_high'])}) includes that rate.")
+        rest = [m for m in s["model"] if m not in beat]
+        if rest:
+            out.append(f"{', '.join(rest)} do{'es' if len(rest) == 1 else ''} not beat that rate.")
     if len(s) > 1:
         worst = s.iloc[-1]
         out.append(f"The weakest model is {worst['model']} ({pct(worst['top1'])}), "

@@ -63,6 +63,12 @@ def files_digest(files) -> str:
     return h.hexdigest()[:16]
 
 
+def code_digest() -> str:
+    """The package's source: evaluate and report (seconds to run) re-run when it changes;
+    training re-runs only on changed parameters or data (use --force after code changes)."""
+    return files_digest(sorted((paths.REPO / "lib" / "petaction").glob("*.py")))
+
+
 def source_digest(data_root: str) -> str:
     """A cheap fingerprint of a source tree: paths, sizes and times (never file contents)."""
     if not data_root or not Path(data_root).is_dir():
@@ -131,9 +137,15 @@ def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
     for model in cfg["models"]:
         for seed in cfg["seeds"]:
             run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None)
+            nb_params = {**common, "model": model, "seed": seed, "profile": cfg["profile"], **cfg["train"]}
+            # the stamp holds the settings as resolved from params/ files, so an edited
+            # profile or model file re-runs the training that depends on it
+            try:
+                resolved = digest(P.resolve_train(nb_params))
+            except P.ParamError as e:
+                resolved = f"unresolvable: {e}"   # the notebook will fail with this message
             step = Step(f"train {model} seed {seed} ({target})", "train", run_dir / "train.ipynb",
-                        {**common, "model": model, "seed": seed, "profile": cfg["profile"], **cfg["train"]},
-                        data_inputs, run_dir / "metrics.json")
+                        nb_params, data_inputs + resolved, run_dir / "metrics.json")
             st = step.run(force, log)
             status.append(st)
             (run_dir / "error.json").unlink(missing_ok=True)
@@ -142,7 +154,8 @@ def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
                 (run_dir / "error.json").write_text(json.dumps({"error": st["error"], "notebook": st["notebook"]}))
             trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
     ev = Step(f"evaluate ({target})", "evaluate", root / "evaluation" / "evaluate.ipynb",
-              {**common, "models": cfg["models"]}, files_digest(trained), root / "evaluation" / "summary.csv")
+              {**common, "models": cfg["models"]}, files_digest(trained) + code_digest(),
+              root / "evaluation" / "summary.csv")
     status.append(ev.run(force, log))
     return status
 
@@ -157,7 +170,8 @@ def run(cfg: dict, force: bool = False, log=print) -> list[dict]:
         study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
         rep = Step("report", "report", study_root / "report" / "report.ipynb",
                    dict(study=cfg["study"], results_dir=cfg["results_dir"], targets=cfg["targets"]),
-                   files_digest([p.parent / f for p in evaluated for f in ("summary.csv", "runs.csv", "failed.csv")]),
+                   files_digest([p.parent / f for p in evaluated for f in ("summary.csv", "runs.csv", "failed.csv")])
+                   + code_digest(),
                    paths.REPO / "report" / f"{cfg['study']}.pdf")
         st = rep.run(force, log)
         status.append(st)
