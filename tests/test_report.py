@@ -47,6 +47,6 @@ def test_above_the_baseline_only_within_noise_is_said_so():
     r = fake([0.75, 0.60], [0.5, 0.5])                      # baseline 71.4%
     r["summary"]["top1_ci_low"], r["summary"]["top1_ci_high"] = [0.55, 0.4], [0.9, 0.8]
     text = report.conclusion(r)
-    assert "a's top-1 is above always predicting the commonest test class (X, 71.4%), but its 95% " \\
+    assert "a's top-1 is above always predicting the commonest test class (X, 71.4%), but its 95% " \
            "interval (55.0% to 90.0%) includes that rate." in text
     assert "b does not beat that rate." in text
