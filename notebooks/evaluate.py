@@ -30,6 +30,12 @@ E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["mode
 display(E["summary"])
 
 # %% [markdown]
+# ## Paired tests (McNemar, same test clips) between every two models
+
+# %%
+display(E["paired"])
+
+# %% [markdown]
 # ## Runs that failed
 
 # %%
