@@ -37,7 +37,7 @@ class EpochCSVHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if outputs and "loss" in outputs:
-            self._loss += float(outputs["loss"])
+            self._loss += float(outputs["loss"].detach())
             self._n += 1
 
     def after_train_epoch(self, runner) -> None:
