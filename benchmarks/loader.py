@@ -12,7 +12,6 @@ Prints clips per second for both and the ratio; writes benchmarks/results/loader
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path

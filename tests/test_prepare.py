@@ -132,3 +132,17 @@ def test_prepare_on_the_synthetic_set_keeps_every_clip(tiny_data, tmp_path):
         assert (r["label"], r["species"], r["official_split"]) == (m["action"], m["species"], m["split"])
         assert int(r["frames"]) == m["frames_jpg"] and r["emotion"] == m["emotion"]
     assert read_csv(data / "rejected.csv") == []
+
+
+def test_emotion_target_prepares_beside_the_action_data(tiny_data):
+    """target: emotion -> results/<study>/emotion/data, six emotion codes as classes."""
+    import json
+    from conftest import TINY_PREPARE
+    from petaction import classes
+    results, study, _ = tiny_data
+    info = prepare.prepare(study=study, results_dir=results, target="emotion", **TINY_PREPARE)
+    data = results / study / "emotion" / "data"
+    assert info["data_dir"] == str(data)
+    names = json.loads((data / "classes.json").read_text())["classes"]
+    assert set(names) <= set(classes.EMOTION_CODES) and len(names) >= 4
+    assert {r["label"] for r in read_csv(data / "clips.csv")} == set(names)

@@ -20,11 +20,6 @@ from . import figures, metrics, paths, stats
 METRIC_COLUMNS = ["top1", "top3", "top5", "mean_class_acc", "macro_f1", "top1_order_only"]
 
 
-def target_dir(study: str, target: str = "action", results_dir=None) -> Path:
-    d = paths.study_dir(study, results_dir)
-    return d if target == "action" else d / target
-
-
 def find_runs(root: Path) -> tuple[list[Path], list[dict]]:
     """Finished runs (with metrics.json and test scores) and failed ones (with error.json)."""
     done, failed = [], []
@@ -43,7 +38,7 @@ def load_scores(run: Path) -> dict:
 
 
 def evaluate(study: str = "default", target: str = "action", results_dir=None, models: list | None = None) -> dict:
-    root = target_dir(study, target, results_dir)
+    root = paths.target_dir(study, target, results_dir)
     meta = json.loads((root / "data" / "classes.json").read_text())
     class_names, order_only = meta["classes"], [meta["classes"].index(c) for c in meta["order_only"]]
     out = root / "evaluation"

@@ -27,9 +27,13 @@ def study_dir(study: str, results_dir: str | Path | None = None) -> Path:
     return d
 
 
+def target_dir(study: str, target: str = "action", results_dir=None) -> Path:
+    """results/<study> for the action target, results/<study>/<target> for another (emotion):
+    each holds data/, models/ and evaluation/ of its own."""
+    d = study_dir(study, results_dir)
+    return d if target == "action" else d / target
+
+
 def run_dir(study: str, model: str, seed: int, target: str = "action", results_dir=None) -> Path:
-    """results/<study>/models/<model>/seed<k> (action) or results/<study>/emotion/models/..."""
-    base = study_dir(study, results_dir)
-    if target != "action":
-        base = base / target
-    return base / "models" / model / f"seed{seed}"
+    """<target dir>/models/<model>/seed<k>"""
+    return target_dir(study, target, results_dir) / "models" / model / f"seed{seed}"

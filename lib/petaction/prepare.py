@@ -191,7 +191,9 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, **par
     if not clips:
         raise PrepareError(f"no clips found under {str(source)!r}: expected frame folders of "
                            "frame_N_timestamp_MS.jpg and label JSONs (see shared/aihub-format.md)")
-    out, final = study_dir / "data.partial", study_dir / "data"
+    target_dir = paths.target_dir(study, p["target"], results_dir)   # emotion: results/<study>/emotion/
+    target_dir.mkdir(parents=True, exist_ok=True)
+    out, final = target_dir / "data.partial", target_dir / "data"
     shutil.rmtree(out, ignore_errors=True)
     (out / "frames").mkdir(parents=True)
     rows, rejected = [], []

@@ -6,8 +6,6 @@ executed notebook into report/<study>.html and .pdf (code hidden).
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pandas as pd
 
 from . import paths
@@ -23,8 +21,7 @@ def pct(x: float) -> str:
 
 def load(study: str = "default", results_dir=None, target: str = "action") -> dict:
     """Everything the report shows, read from the study's files."""
-    root = paths.study_dir(study, results_dir)
-    root = root if target == "action" else root / target
+    root = paths.target_dir(study, target, results_dir)
     data, ev = root / "data", root / "evaluation"
     r = {"study": study, "target": target, "root": root, "data": data, "eval": ev,
          "prepare": json.loads((data / "prepare.json").read_text()),

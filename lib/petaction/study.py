@@ -117,8 +117,7 @@ class Step:
 
 
 def target_root(cfg: dict, target: str) -> Path:
-    root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
-    return root if target == "action" else root / target
+    return paths.target_dir(cfg["study"], target, cfg["results_dir"] or None)
 
 
 def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:

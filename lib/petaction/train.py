@@ -10,7 +10,6 @@ best checkpoint, test_scores.npz/.csv (per-clip scores, all classes), metrics.js
 from __future__ import annotations
 
 import csv
-import glob
 import json
 import pickle
 import time
@@ -22,8 +21,7 @@ from . import mmcompat, mmconfig, paths, provenance  # noqa: F401  (mmcompat fir
 
 
 def data_dir(study: str, target: str, results_dir=None) -> Path:
-    d = paths.study_dir(study, results_dir)
-    d = d / "data" if target == "action" else d / target / "data"
+    d = paths.target_dir(study, target, results_dir) / "data"
     if not (d / "classes.json").is_file():
         raise FileNotFoundError(f"no prepared data at {d}: run prepare first "
                                 f"(papermill notebooks/prepare.ipynb out.ipynb -p study {study} -p target {target})")
