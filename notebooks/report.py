@@ -13,38 +13,21 @@ study = "default"
 results_dir = ""
 targets = ["action"]
 
-# %% tags=["remove-input"]
+# %%
 from IPython.display import Image, Markdown, display
 from petaction import params, report
 
 P = params.from_notebook(globals(), "report")
-R = report.load(P["study"], P["results_dir"] or None)
-display(Markdown(f"# Which video model for real-time pet behaviour recognition? Study `{R['study']}`"))
-display(Markdown("**Abstract.** " + report.abstract(R)))
+reports = [report.load(P["study"], P["results_dir"] or None, t) for t in P["targets"]]
+display(Markdown(f"# Which video model for real-time pet behaviour recognition? Study `{P['study']}`"))
+display(Markdown("**Abstract.** " + report.abstract_all(reports)))
 
 # %%
-display(Markdown("## 1. Dataset"))
-display(Markdown(report.dataset(R)))
-display(Image(filename=str(R["eval"].parent / "data" / "class_counts.png")))
-
-# %%
-display(Markdown("## 2. Methods"))
-display(Markdown(report.methods(R)))
-
-# %%
-display(Markdown("## 3. Results"))
-display(Markdown("Test-split metrics, recomputed from each run's saved per-clip scores "
-                 f"(`results/{R['study']}/evaluation/summary.csv`), best first:"))
-display(Markdown(report.table(R["summary"])))
-display(Markdown("Training loss and validation top-1 per epoch:"))
-display(Image(filename=str(R["eval"] / "curves.png")))
-display(Image(filename=str(R["eval"] / "confusion_best.png")))
-display(Image(filename=str(R["eval"] / "per_class.png")))
-
-# %%
-display(Markdown("## 4. Conclusion"))
-display(Markdown(report.conclusion(R)))
+for R in reports:
+    for kind, content in report.sections(R):
+        display(Markdown(content) if kind == "md" else Image(filename=content))
 
 # %%
 display(Markdown("## Appendix: provenance"))
-display(Markdown(report.appendix(R)))
+for R in reports:
+    display(Markdown(f"**{R['target'].capitalize()}**\n\n" + report.appendix(R)))

@@ -79,7 +79,7 @@ def test_report_html_and_pdf_hold_the_evaluated_numbers(tiny_study):
 def test_a_real_browser_renders_the_report(tiny_study, tmp_path):
     html = paths.REPO / "report" / "tinytest.html"
     dom = render.page_text(html)
-    assert "Which video model" in dom and "Conclusion" in dom and "Abstract" in dom
+    assert "Which video model" in dom and "Action: conclusion" in dom and "Abstract" in dom
     png = render.screenshot(html, tmp_path / "shot.png")
     assert png.is_file() and png.stat().st_size > 10_000
 
@@ -101,3 +101,20 @@ def test_a_failed_model_does_not_stop_the_others(tiny_study):
     failed = pd.read_csv(tiny_study["root"] / "evaluation" / "failed.csv")
     assert list(failed["model"]) == ["zz_test_broken"]
     assert "zz_test_broken" in (paths.REPO / "report" / "tinytest.html").read_text(encoding="utf-8")
+
+
+def test_action_and_emotion_in_one_study(tmp_path):
+    """targets: [action, emotion] -> two comparisons, both in the one report."""
+    cfg = study.load_study(None, {"study": "tinyemo", "results_dir": str(tmp_path), "profile": "tiny",
+                                  "models": ["tsn"], "targets": ["action", "emotion"], "prepare": TINY_PREPARE})
+    try:
+        status = study.run(cfg, log=lambda *_: None)
+        assert all(s["status"] == "done" for s in status), status
+        emo = pd.read_csv(tmp_path / "tinyemo" / "emotion" / "evaluation" / "summary.csv")
+        assert list(emo["target"]) == ["emotion"]
+        html = (paths.REPO / "report" / "tinyemo.html").read_text(encoding="utf-8")
+        assert "Emotion: results" in html and "Action: results" in html
+        assert f"{100 * emo['top1'].iloc[0]:.1f}%" in html
+    finally:
+        for suffix in ("html", "pdf"):
+            (paths.REPO / "report" / f"tinyemo.{suffix}").unlink(missing_ok=True)

@@ -84,6 +84,13 @@ def abstract(r: dict) -> str:
     return text + "."
 
 
+def abstract_all(reports: list[dict]) -> str:
+    """One abstract for the study: the first target's, then one sentence group per other target."""
+    parts = [abstract(reports[0])]
+    parts += [f"For the {r['target']} target: " + abstract(r)[0].lower() + abstract(r)[1:] for r in reports[1:]]
+    return " ".join(parts)
+
+
 def dataset(r: dict) -> str:
     p = r["prepare"]["params"]
     policy = ("the dataset's own Training/Validation folders (Validation as test)" if p["split_policy"] == "official"
@@ -202,6 +209,25 @@ def conclusion(r: dict) -> str:
     if len(r["failed"]):
         out.append(f"{len(r['failed'])} run(s) failed and are not in the comparison (see the appendix).")
     return " ".join(out)
+
+
+def sections(r: dict) -> list[tuple[str, str]]:
+    """The body of one target's part of the report: ("md", text) or ("img", PNG path) items."""
+    t = r["target"].capitalize()
+    return [
+        ("md", f"## {t}: dataset"), ("md", dataset(r)), ("img", str(r["data"] / "class_counts.png")),
+        ("md", f"## {t}: methods"), ("md", methods(r)),
+        ("md", f"## {t}: results"),
+        ("md", "Test-split metrics, recomputed from each run's saved per-clip scores "
+               f"(`results/{r['study']}/{'' if r['target'] == 'action' else r['target'] + '/'}evaluation/summary.csv`), "
+               "best first; the interval is a bootstrap over test clips:"),
+        ("md", table(r["summary"])),
+        ("md", "Training loss and validation top-1 per epoch, the best model's confusion matrix, and "
+               "per-class test accuracy:"),
+        ("img", str(r["eval"] / "curves.png")), ("img", str(r["eval"] / "confusion_best.png")),
+        ("img", str(r["eval"] / "per_class.png")),
+        ("md", f"## {t}: conclusion"), ("md", conclusion(r)),
+    ]
 
 
 def appendix(r: dict) -> str:
