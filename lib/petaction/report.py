@@ -93,10 +93,10 @@ def abstract_all(reports: list[dict]) -> str:
 
 def dataset(r: dict) -> str:
     p = r["prepare"]["params"]
-    policy = ("the dataset's own Training/Validation folders (Validation as test)" if p["split_policy"] == "official"
-              else f"a split stratified by class ({p['train_ratio']:.0%}/{p['val_ratio']:.0%}/{p['test_ratio']:.0%} "
+    policy = ("following the dataset's own Training/Validation folders (Validation as test)" if p["split_policy"] == "official"
+              else f"stratified by class ({p['train_ratio']:.0%}/{p['val_ratio']:.0%}/{p['test_ratio']:.0%} "
                    f"train/val/test, seed {p['seed']}" + (f", grouped by `{p['group_by']}`" if p["group_by"] else "") + ")")
-    text = (f"The prepared dataset has {counts_line(r)}. Clips were split by {policy}; models are selected "
+    text = (f"The prepared dataset has {counts_line(r)}. Clips were split {policy}; models are selected "
             f"on validation and the test split is used once. {r['prepare']['rejected']} clips or files were "
             f"rejected during preparation (each with its reason in `data/rejected.csv`), and "
             f"{r['prepare']['text_mismatch']} kept clips have a Korean action text that does not match their code. "
