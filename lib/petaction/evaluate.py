@@ -58,8 +58,9 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
         trained = json.loads((run / "metrics.json").read_text())
         row.update(best_epoch=trained["best_epoch"], train_time_s=trained["train_time_s"])
         runs.append(row)
-        correct.setdefault(row["model"], {})[row["seed"]] = s["scores"].argmax(1) == s["labels"]
-        cm = metrics.confusion_matrix(s["labels"], s["scores"].argmax(1), len(class_names))
+        preds = s["scores"].argmax(1)
+        correct.setdefault(row["model"], {})[row["seed"]] = preds == s["labels"]
+        cm = metrics.confusion_matrix(s["labels"], preds, len(class_names))
         confusions.setdefault(row["model"], []).append(cm)
         if (run / "log.csv").is_file():
             logs.setdefault(row["model"], pd.read_csv(run / "log.csv"))

@@ -78,9 +78,8 @@ def load_checkpoint_file(filename, map_location):
     own checkpoints (whose message hub pickles HistoryBuffer objects and bound methods via
     `getattr`) then fail to load, so resume and best-checkpoint testing break. Allowing
     `getattr` in the weights-only unpickler would let any file run code, so instead: a file
-    whose hash this study recorded when it wrote it
-    (mmhooks.TrustCheckpointsHook) loads fully; any other file loads weights-only, refusing arbitrary
-    pickles exactly as torch does by default.
+    whose hash this study recorded when it wrote it (mmhooks.TrustCheckpointsHook) loads
+    fully; any other file loads weights-only, refusing arbitrary pickles as torch does.
     """
     import torch
     filename = os.path.expanduser(filename)

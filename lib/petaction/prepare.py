@@ -12,7 +12,6 @@ Nothing is written into data_root. A clip is processed at a time (streaming), in
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 import cv2
 
 from . import aihub, classes, crop, paths, splits
+from .provenance import files_digest
 
 DEFAULTS = dict(
     data_root="",            # AI-Hub tree; empty: generate the embedded synthetic set
@@ -160,7 +160,7 @@ def ensure_source(p: dict, study_dir: Path) -> Path:
         return root
     from . import synth
     # the generator's own source is part of the key: a changed generator regenerates
-    code = hashlib.sha256(Path(synth.__file__).read_bytes()).hexdigest()[:12]
+    code = files_digest([synth.__file__])
     spec = dict(seed=p["synth_seed"], scale=p["synth_scale"], n_frames=p["synth_frames"],
                 size=list(p["synth_size"]), generator=code)
     root = study_dir / "synthetic"

@@ -1,12 +1,14 @@
 """What made a result: git commit, library versions, hardware. Saved beside every result."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 
 from .paths import REPO
 
@@ -57,6 +59,15 @@ def hardware() -> dict:
 def collect() -> dict:
     return {"time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git": git_state(), "versions": versions(), "hardware": hardware()}
+
+
+def files_digest(files) -> str:
+    """Content hash of small files (names and bytes): a step's inputs, a generator's source."""
+    h = hashlib.sha256()
+    for f in sorted(map(Path, files)):
+        h.update(str(f.name).encode())
+        h.update(f.read_bytes() if f.is_file() else b"<missing>")
+    return h.hexdigest()[:16]
 
 
 def save_benchmark(name: str, result: dict) -> None:

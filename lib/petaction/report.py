@@ -87,7 +87,9 @@ def abstract(r: dict) -> str:
 def abstract_all(reports: list[dict]) -> str:
     """One abstract for the study: the first target's, then one sentence group per other target."""
     parts = [abstract(reports[0])]
-    parts += [f"For the {r['target']} target: " + abstract(r)[0].lower() + abstract(r)[1:] for r in reports[1:]]
+    for r in reports[1:]:
+        text = abstract(r)
+        parts.append(f"For the {r['target']} target: " + text[0].lower() + text[1:])
     return " ".join(parts)
 
 

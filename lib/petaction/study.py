@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import params as P
 from . import paths
+from .provenance import files_digest
 
 STUDY_DEFAULTS = dict(
     study="default",     # results/<study>/, report/<study>.html
@@ -52,15 +53,6 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
 
 def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def files_digest(files) -> str:
-    """Content hash of a step's input files (small files: lists, scores, metrics)."""
-    h = hashlib.sha256()
-    for f in sorted(map(Path, files)):
-        h.update(str(f.name).encode())
-        h.update(f.read_bytes() if f.is_file() else b"<missing>")
-    return h.hexdigest()[:16]
 
 
 def code_digest() -> str:
@@ -116,12 +108,9 @@ class Step:
                 "notebook": str(self.out_nb)}
 
 
-def target_root(cfg: dict, target: str) -> Path:
-    return paths.target_dir(cfg["study"], target, cfg["results_dir"] or None)
-
-
 def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
-    root, rd = target_root(cfg, target), cfg["results_dir"]
+    rd = cfg["results_dir"]
+    root = paths.target_dir(cfg["study"], target, rd or None)
     common = dict(study=cfg["study"], results_dir=rd, target=target)
     prep = Step(f"prepare ({target})", "prepare", root / "data" / "prepare.ipynb",
                 {**common, "data_root": cfg["data_root"], **cfg["prepare"]},
@@ -164,7 +153,7 @@ def run(cfg: dict, force: bool = False, log=print) -> list[dict]:
     status = []
     for target in cfg["targets"]:
         status += run_target(cfg, target, force, log)
-    evaluated = [target_root(cfg, t) / "evaluation" / "summary.csv" for t in cfg["targets"]]
+    evaluated = [paths.target_dir(cfg["study"], t, cfg["results_dir"] or None) / "evaluation" / "summary.csv" for t in cfg["targets"]]
     if all(p.is_file() for p in evaluated):
         study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
         rep = Step("report", "report", study_root / "report" / "report.ipynb",
