@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: petaction
 #     language: python
@@ -20,14 +25,24 @@ study = "default"
 results_dir = ""
 target = "action"
 models = []
+update_hz = 1.0       # real-time target: predictions per second a model must keep up with
+cost_repeats = 15     # timed CPU forward passes per model (after 3 warm-up passes)
 
 # %%
 from IPython.display import display
 from petaction import evaluate, params
 
 P = params.from_notebook(globals(), "evaluate")
-E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["models"] or None)
+E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["models"] or None,
+                      update_hz=P["update_hz"], cost_repeats=P["cost_repeats"])
 display(E["summary"])
+
+# %% [markdown]
+# ## Compute cost and the real-time verdict (CPU, batch 1; `evaluation/cost.csv`, `cost.json`)
+
+# %%
+display(E["cost"])
+display(E["figures"]["pareto"])
 
 # %% [markdown]
 # ## Paired tests (McNemar, same test clips) between every two models

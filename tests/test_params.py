@@ -89,3 +89,12 @@ def test_notebooks_committed_clean_and_paired():
         paired = jupytext.read(nb_path.with_suffix(".py"))
         assert [c.source for c in paired.cells] == ["".join(c["source"]) for c in nb["cells"]], \
             f"{nb_path.name} and its .py differ: jupytext --sync {nb_path}"
+
+
+def test_repeated_yaml_key_is_an_error(tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text("per_profile:\n  quick: {epochs: 6}\n  quick: {clip_len: 16}\n")
+    with pytest.raises(P.ParamError, match="'quick' appears twice"):
+        P.load_yaml(f)
+    f.write_text("per_profile:\n  quick: {epochs: 6, clip_len: 16}\n")
+    assert P.load_yaml(f) == {"per_profile": {"quick": {"epochs": 6, "clip_len": 16}}}

@@ -50,3 +50,24 @@ def test_above_the_baseline_only_within_noise_is_said_so():
     assert "a's top-1 is above always predicting the commonest test class (X, 71.4%), but its 95% " \
            "interval (55.0% to 90.0%) includes that rate." in text
     assert "b does not beat that rate." in text
+
+
+def test_order_only_beats_only_when_mcnemar_on_those_clips_says_so():
+    r = fake([0.90, 0.80], [0.95, 0.40])
+    r["paired"] = pd.DataFrame([{"model_a": "b", "model_b": "a", "n_clips": 14, "p_value": 0.5,
+                                 "n_clips_order_only": 4, "a_only_order_only": 0, "b_only_order_only": 9,
+                                 "p_value_order_only": 0.004}])
+    assert "On those clips a beats b (40.0%, p = 0.004)" in report.conclusion(r)
+    r["paired"]["p_value_order_only"] = 0.2
+    assert "On those clips" not in report.conclusion(r)
+
+
+def test_curve_verdicts():
+    from petaction import diagnose
+    def log(losses, vals):
+        return pd.DataFrame({"epoch": range(1, len(losses) + 1), "train_loss": losses, "val_top1": vals,
+                             "epoch_time_s": 2.0})
+    assert diagnose.verdict(diagnose.curve_facts(log([2.4, 2.35, 2.3, 2.3], [.2, .2, .25, .2]))) == "stalled"
+    assert diagnose.verdict(diagnose.curve_facts(log([2.4, 1.8, 1.2, 0.8], [.2, .4, .5, .6]))) == "under-trained"
+    assert diagnose.verdict(diagnose.curve_facts(log([2.4, 1.2, 0.6, 0.2, 0.1, 0.05], [.5, .6, .5, .5, .45, .45]))) == "overfitting"
+    assert diagnose.verdict(diagnose.curve_facts(log([2.4, 1.0, 0.5, 0.48, 0.47, 0.47], [.3, .5, .6, .62, .61, .62]))) == "converged"

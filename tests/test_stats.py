@@ -1,5 +1,8 @@
 """Statistics against known cases."""
+import time
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from petaction import stats
@@ -24,3 +27,22 @@ def test_mcnemar_on_a_hand_made_table():
     assert (r["a_only"], r["b_only"]) == (10, 2)
     assert r["p_value"] == pytest.approx(2 * 79 / 4096)
     assert stats.mcnemar(a, a)["p_value"] == 1.0
+
+
+def test_latency_harness_excludes_warm_up():
+    from petaction import cost
+    calls = []
+
+    def fn():  # the first three calls are slow (warm-up), the rest fast
+        calls.append(1)
+        time.sleep(0.05 if len(calls) <= 3 else 0.001)
+    times = cost.time_calls(fn, warmup=3, repeats=5)
+    assert len(calls) == 8 and len(times) == 5
+    assert max(times) < 40  # ms: no warm-up call was timed
+
+
+def test_pareto_front():
+    from petaction import cost
+    s = pd.DataFrame({"model": ["slow_good", "fast_bad", "dominated", "mid"], "top1": [0.9, 0.5, 0.4, 0.7],
+                      "cpu_latency_ms": [100, 10, 50, 30]})
+    assert cost.pareto_front(s) == ["fast_bad", "mid", "slow_good"]

@@ -19,7 +19,8 @@ from conftest import TINY_PREPARE
 def tiny_study(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     cfg = study.load_study(None, {"study": "tinytest", "results_dir": str(results), "profile": "tiny",
-                                  "models": ["tsn", "tsm"], "prepare": TINY_PREPARE})
+                                  "models": ["tsn", "tsm"], "prepare": TINY_PREPARE,
+                                  "evaluate": {"cost_repeats": 2}})
     log = []
     status = study.run(cfg, log=log.append)
     yield {"cfg": cfg, "status": status, "log": log, "root": results / "tinytest"}
@@ -55,6 +56,13 @@ def test_summary_recomputed_from_scores(tiny_study):
     z = np.load(tiny_study["root"] / "models" / "tsn" / "seed0" / "test_scores.npz")
     top1 = float((z["scores"].argmax(1) == z["labels"]).mean())
     assert s.set_index("model").loc["tsn", "top1"] == pytest.approx(top1)
+    # compute cost beside accuracy (issue 5): measured, with the machine recorded next to it
+    assert (s["params_m"] > 0).all() and (s["gflops"] > 0).all() and (s["cpu_latency_ms"] > 0).all()
+    assert s["realtime"].isin([True, False]).all()
+    cost = json.loads((ev / "cost.json").read_text())
+    assert cost["torch_threads"] >= 1 and cost["versions"]["torch"] and cost["rows"][0]["repeats"] == 2
+    diag = pd.read_csv(ev / "diagnosis.csv")
+    assert set(diag["model"]) == {"tsn", "tsm"} and diag["verdict"].notna().all()
 
 
 def test_rerun_skips_unchanged_steps(tiny_study):
@@ -70,6 +78,7 @@ def test_report_html_and_pdf_hold_the_evaluated_numbers(tiny_study):
     text = html.read_text(encoding="utf-8")
     assert "def " not in text and "import " not in text        # code cells hidden
     s = pd.read_csv(tiny_study["root"] / "evaluation" / "summary.csv")
+    assert "Recommendation:" in text and "Pareto front" in text and "what the training curves say" in text
     for _, row in s.iterrows():
         assert re.search(rf"\| {row['model']} \| {100 * row['top1']:.1f}%", text.replace("<td>", "| ")
                          .replace("</td>", " ")) or f"{100 * row['top1']:.1f}%" in text

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import figures, metrics, paths, stats
+from . import cost, diagnose, figures, metrics, paths, stats
+
+COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom"]
 
 METRIC_COLUMNS = ["top1", "top3", "top5", "mean_class_acc", "macro_f1", "top1_order_only"]
 
@@ -37,7 +39,8 @@ def load_scores(run: Path) -> dict:
     return {"ids": z["ids"], "labels": z["labels"], "scores": z["scores"], "classes": list(z["classes"])}
 
 
-def evaluate(study: str = "default", target: str = "action", results_dir=None, models: list | None = None) -> dict:
+def evaluate(study: str = "default", target: str = "action", results_dir=None, models: list | None = None,
+             update_hz: float = 1.0, cost_repeats: int = 15) -> dict:
     root = paths.target_dir(study, target, results_dir)
     meta = json.loads((root / "data" / "classes.json").read_text())
     class_names, order_only = meta["classes"], [meta["classes"].index(c) for c in meta["order_only"]]
@@ -59,6 +62,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
         row.update(best_epoch=trained["best_epoch"], train_time_s=trained["train_time_s"])
         runs.append(row)
         preds = s["scores"].argmax(1)
+        oo_mask = np.isin(s["labels"], order_only)  # the same test clips in every run
         correct.setdefault(row["model"], {})[row["seed"]] = preds == s["labels"]
         cm = metrics.confusion_matrix(s["labels"], preds, len(class_names))
         confusions.setdefault(row["model"], []).append(cm)
@@ -74,7 +78,9 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     ci = {m: stats.bootstrap_ci(np.mean(list(c.values()), axis=0)) for m, c in correct.items()}
     summary["top1_ci_low"] = [ci[m][0] for m in summary["model"]]
     summary["top1_ci_high"] = [ci[m][1] for m in summary["model"]]
-    paired = paired_tests(list(summary["model"]), correct)
+    cost_df = cost.measure_study(study, target, results_dir, update_hz, list(summary["model"]), cost_repeats)
+    summary = summary.merge(cost_df[COST_COLUMNS], on="model", how="left")
+    paired = paired_tests(list(summary["model"]), correct, oo_mask)
     paired.to_csv(out / "paired_tests.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     summary.to_json(out / "summary.json", orient="records", indent=1)
@@ -85,14 +91,18 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     per_class_df = pd.DataFrame(per_class, index=class_names)
     per_class_df.index.name = "class"
     per_class_df.to_csv(out / "per_class.csv")
+    diagnosis = diagnose.table(logs) if logs else pd.DataFrame()
+    diagnosis.to_csv(out / "diagnosis.csv", index=False)
     best = summary.iloc[0]["model"]
     figs = {
         "curves": figures.training_curves(logs, out / "curves.png") if logs else None,
         "confusion": figures.confusion(sum(confusions[best]), class_names,
                                        f"Confusion matrix, {best} (test)", out / "confusion_best.png"),
         "per_class": figures.per_class(per_class_df, out / "per_class.png"),
+        "pareto": figures.pareto(summary, out / "pareto.png"),
     }
     return {"summary": summary, "runs": runs_df, "paired": paired, "failed": pd.DataFrame(failed), "per_class": per_class_df,
+            "diagnosis": diagnosis, "cost": cost_df,
             "best": best, "figures": figs, "dir": out}
 
 
@@ -107,8 +117,9 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index(drop=True)
 
 
-def paired_tests(models: list[str], correct: dict) -> pd.DataFrame:
-    """McNemar's test for every pair of models, on the first seed both ran (same test clips)."""
+def paired_tests(models: list[str], correct: dict, subset=None) -> pd.DataFrame:
+    """McNemar's test for every pair of models, on the first seed both ran (same test clips);
+    with ``subset`` (a mask over the test clips: the order-only classes) also on those clips."""
     rows = []
     for i, a in enumerate(models):
         for b in models[i + 1:]:
@@ -116,7 +127,15 @@ def paired_tests(models: list[str], correct: dict) -> pd.DataFrame:
             if not common:
                 continue
             ca, cb = correct[a][common[0]], correct[b][common[0]]
-            rows.append({"model_a": a, "model_b": b, "seed": common[0], "top1_a": float(ca.mean()),
-                         "top1_b": float(cb.mean()), "n_clips": int(len(ca)), **stats.mcnemar(ca, cb)})
-    return pd.DataFrame(rows, columns=["model_a", "model_b", "seed", "top1_a", "top1_b", "n_clips",
-                                       "a_only", "b_only", "p_value"])
+            row = {"model_a": a, "model_b": b, "seed": common[0], "top1_a": float(ca.mean()),
+                   "top1_b": float(cb.mean()), "n_clips": int(len(ca)), **stats.mcnemar(ca, cb)}
+            if subset is not None and subset.any():
+                sub = stats.mcnemar(ca[subset], cb[subset])
+                row.update(n_clips_order_only=int(subset.sum()), a_only_order_only=sub["a_only"],
+                           b_only_order_only=sub["b_only"], p_value_order_only=sub["p_value"])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+PAIRED_COLUMNS = ["model_a", "model_b", "seed", "top1_a", "top1_b", "n_clips", "a_only", "b_only", "p_value",
+                  "n_clips_order_only", "a_only_order_only", "b_only_order_only", "p_value_order_only"]

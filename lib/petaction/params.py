@@ -19,9 +19,28 @@ class ParamError(ValueError):
     """A bad parameter: unknown key, unknown model/profile, wrong value."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a params file that says `quick:` twice
+    would lose half its settings, so a repeated key is an error."""
+
+
+def _no_duplicates(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ParamError(f"{node.start_mark.name}: key {key!r} appears twice in one mapping "
+                             f"(line {key_node.start_mark.line + 1}); merge the two entries")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
 def load_yaml(path: Path) -> dict:
     with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+        data = yaml.load(f, Loader=_StrictLoader) or {}
     if not isinstance(data, dict):
         raise ParamError(f"{path} must hold a mapping of parameters")
     return data

@@ -32,6 +32,8 @@ def load(study: str = "default", results_dir=None, target: str = "action") -> di
          "per_class": pd.read_csv(ev / "per_class.csv", index_col="class"),
          "failed": pd.read_csv(ev / "failed.csv"),
          "paired": pd.read_csv(ev / "paired_tests.csv")}
+    r["diagnosis"] = pd.read_csv(ev / "diagnosis.csv") if (ev / "diagnosis.csv").is_file() else pd.DataFrame()
+    r["cost"] = json.loads((ev / "cost.json").read_text()) if (ev / "cost.json").is_file() else None
     r["run_params"] = {}
     r["run_provenance"] = {}
     for row in r["runs"].itertuples():
@@ -164,6 +166,25 @@ def paired_sentence(r: dict, alpha: float = 0.05) -> list[str]:
             f"{pct(s.iloc[0].get('top1_ci_low'))} to {pct(s.iloc[0].get('top1_ci_high'))})."]
 
 
+def order_only_wins(r: dict, lead: str, ordered: pd.DataFrame, alpha: float = 0.05) -> list[tuple]:
+    """(model, its order-only top-1, p) for every model ``lead`` beats on the order-only test clips."""
+    paired = r.get("paired")
+    if paired is None or "p_value_order_only" not in paired:
+        return []
+    wins = []
+    for m, v in zip(ordered["model"], ordered["top1_order_only"]):
+        hit = paired[((paired["model_a"] == lead) & (paired["model_b"] == m)) |
+                     ((paired["model_a"] == m) & (paired["model_b"] == lead))]
+        if m == lead or not len(hit) or pd.isna(hit.iloc[0]["p_value_order_only"]):
+            continue
+        t = hit.iloc[0]
+        lead_only, other_only = ((t["a_only_order_only"], t["b_only_order_only"]) if t["model_a"] == lead
+                                 else (t["b_only_order_only"], t["a_only_order_only"]))
+        if lead_only > other_only and t["p_value_order_only"] < alpha:
+            wins.append((m, v, float(t["p_value_order_only"])))
+    return wins
+
+
 def conclusion(r: dict) -> str:
     """Sentences derived from the numbers: who leads, by how much, where models fail."""
     s, pc = r["summary"], r["per_class"]
@@ -205,12 +226,114 @@ def conclusion(r: dict) -> str:
                        f"{lead['model']} reaches {pct(lead['top1_order_only'])} against "
                        f"{last['model']}'s {pct(last['top1_order_only'])}; a model blind to frame order "
                        "can at best tell the pair from the other classes and guess within it (50%).")
+            beaten = order_only_wins(r, lead["model"], ordered)
+            if beaten:
+                out.append(f"On those clips {lead['model']} beats " + ", ".join(
+                    f"{m} ({pct(v)}, p = {p:.3f})" for m, v, p in beaten) + " (McNemar's test on the same clips).")
         else:
             out.append("On the order-only classes no model beats another: "
                        + ", ".join(f"{m} {pct(v)}" for m, v in zip(ordered["model"], ordered["top1_order_only"])) + ".")
     if len(r["failed"]):
         out.append(f"{len(r['failed'])} run(s) failed and are not in the comparison (see the appendix).")
     return " ".join(out)
+
+
+def cost_table(summary: pd.DataFrame, update_hz: float) -> str:
+    lines = [f"| Model | Top-1 | Params (M) | GFLOPs / clip | CPU latency, median (p90) ms | Keeps up at {update_hz:g}/s | Headroom |",
+             "|---|---|---|---|---|---|---|"]
+    for row in summary.itertuples():
+        lines.append(f"| {row.model} | {pct(row.top1)} | {row.params_m:.2f} | {row.gflops:.3f} | "
+                     f"{row.cpu_latency_ms:.1f} ({row.cpu_latency_p90_ms:.1f}) | {'yes' if row.realtime else 'no'} | "
+                     f"{row.headroom:.1f}x |")
+    return "\n".join(lines)
+
+
+def pair_p(r: dict, a: str, b: str) -> float | None:
+    paired = r.get("paired")
+    if paired is None or not len(paired):
+        return None
+    hit = paired[((paired["model_a"] == a) & (paired["model_b"] == b)) | ((paired["model_a"] == b) & (paired["model_b"] == a))]
+    return float(hit.iloc[0]["p_value"]) if len(hit) else None
+
+
+def recommendation(r: dict, alpha: float = 0.05) -> str:
+    """Which model to run in real time, from the measured accuracy and cost (never typed in)."""
+    from .cost import pareto_front
+    s, c = r["summary"], r["cost"]
+    if c is None or "cpu_latency_ms" not in s or s["cpu_latency_ms"].isna().all():
+        return "No cost measurements."
+    hz, hw = c["rows"][0]["update_hz"] if c["rows"] else 1.0, c["hardware"]
+    ok = s[s["realtime"].astype(bool)]
+    best = s.iloc[0]
+    out = [f"At {hz:g} prediction(s) per second on {hw['cpu']} ({c['torch_threads']} torch threads, batch 1, "
+           f"network only), {len(ok)} of {len(s)} models keep up."]
+    front = pareto_front(s)
+    out.append("The accuracy-latency Pareto front, fastest first: " + " → ".join(
+        f"{m} ({pct(s.set_index('model').loc[m, 'top1'])}, {s.set_index('model').loc[m, 'cpu_latency_ms']:.0f} ms)"
+        for m in front) + ".")
+    per_gflop = s.assign(acc_per_gflop=s["top1"] / s["gflops"]).sort_values("acc_per_gflop", ascending=False).iloc[0]
+    out.append(f"The most accurate model is {best['model']} ({pct(best['top1'])}, {best['cpu_latency_ms']:.0f} ms); "
+               f"the most accuracy per GFLOP is {per_gflop['model']}'s ({pct(per_gflop['top1'])} for "
+               f"{per_gflop['gflops']:.3f} GFLOPs).")
+    if not len(ok):
+        out.append("Recommendation: none of these keeps up on this machine; lower the update rate or use a GPU.")
+        return " ".join(out)
+    pick = ok.iloc[0]  # summary is sorted by top-1: the most accurate model that keeps up
+    # a faster real-time model that is not significantly worse (McNemar) is the better choice
+    faster = ok[(ok["cpu_latency_ms"] < pick["cpu_latency_ms"]) & (ok["model"] != pick["model"])]
+    for row in faster.sort_values("top1", ascending=False, kind="stable").itertuples():
+        p = pair_p(r, pick["model"], row.model)
+        if p is not None and p >= alpha:
+            out.append(f"Recommendation: {row.model}. It keeps up with {row.headroom:.1f}x headroom, and "
+                       f"{pick['model']}'s higher top-1 ({pct(pick['top1'])} against {pct(row.top1)}) is not a "
+                       f"significant difference on these test clips (McNemar's test, p = {p:.2f}) while costing "
+                       f"{pick['cpu_latency_ms'] / row.cpu_latency_ms:.1f} times the latency.")
+            return " ".join(out)
+    out.append(f"Recommendation: {pick['model']}, the most accurate model that keeps up "
+               f"({pick['headroom']:.1f}x headroom); no faster model comes within a non-significant "
+               "difference of it.")
+    return " ".join(out)
+
+
+def diagnosis_table(d: pd.DataFrame) -> str:
+    lines = ["| Model | Epochs | s / epoch | Train loss, first → last | Best val epoch (top-1) | Verdict |",
+             "|---|---|---|---|---|---|"]
+    for row in d.itertuples():
+        lines.append(f"| {row.model} | {row.epochs} | {row.epoch_time_s:.1f} | {row.loss_first:.2f} → {row.loss_last:.2f} | "
+                     f"{row.best_epoch} ({pct(row.best_val_top1)}) | {row.verdict} |")
+    return "\n".join(lines)
+
+
+def model_story(r: dict, model: str) -> str:
+    """What one model's curves say about its score (used for SlowFast and the weakest model)."""
+    from .diagnose import VERDICTS
+    d = r["diagnosis"].set_index("model")
+    s = r["summary"].reset_index(drop=True)
+    if model not in d.index or model not in set(s["model"]):
+        return ""
+    f, rank = d.loc[model], int(s.index[s["model"] == model][0]) + 1
+    p = r["run_params"][model]
+    text = (f"{model} ranks {rank} of {len(s)} ({pct(s.loc[rank - 1, 'top1'])} test top-1). Its curves say: "
+            f"{VERDICTS[f['verdict']]} (training loss {f['loss_first']:.2f} → {f['loss_last']:.2f} over "
+            f"{int(f['epochs'])} epochs; best validation top-1 {pct(f['best_val_top1'])} at epoch {int(f['best_epoch'])}). ")
+    fastest = d["epoch_time_s"].idxmin()
+    if fastest != model:
+        text += (f"An epoch cost it {f['epoch_time_s']:.1f} s, {f['epoch_time_s'] / d.loc[fastest, 'epoch_time_s']:.1f} times "
+                 f"{fastest}'s; {p['profile']} gave it {int(f['epochs'])} epochs at lr {p['lr']} "
+                 f"(batch {p['batch_size']}, {p['clip_len'] if p['sampling'] == 'clip' else p['num_segments']} "
+                 f"{'frames per clip' if p['sampling'] == 'clip' else 'segments'}). ")
+    return text
+
+
+def discussion(r: dict) -> str:
+    """SlowFast (the original study's worst) and the weakest model, explained from their curves."""
+    if r["diagnosis"].empty:
+        return ""
+    s = r["summary"]
+    picks = [m for m in ("slowfast",) if m in set(s["model"])]
+    if s.iloc[-1]["model"] not in picks and len(s) > 1:
+        picks.append(s.iloc[-1]["model"])
+    return " ".join(t for t in (model_story(r, m) for m in picks) if t)
 
 
 def sections(r: dict) -> list[tuple[str, str]]:
@@ -228,6 +351,14 @@ def sections(r: dict) -> list[tuple[str, str]]:
                "per-class test accuracy:"),
         ("img", str(r["eval"] / "curves.png")), ("img", str(r["eval"] / "confusion_best.png")),
         ("img", str(r["eval"] / "per_class.png")),
+        ("md", f"## {t}: compute cost and the real-time verdict"),
+        ("md", cost_table(r["summary"], r["cost"]["rows"][0]["update_hz"]) if r["cost"] and r["cost"]["rows"] else "No cost measurements."),
+        ("img", str(r["eval"] / "pareto.png")),
+        ("md", recommendation(r)),
+        ("md", f"## {t}: what the training curves say"),
+        ("md", "Read from each run's `log.csv` (`evaluation/diagnosis.csv`):"),
+        ("md", diagnosis_table(r["diagnosis"]) if not r["diagnosis"].empty else "No training logs."),
+        ("md", discussion(r)),
         ("md", f"## {t}: conclusion"), ("md", conclusion(r)),
     ]
 

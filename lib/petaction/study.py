@@ -29,6 +29,7 @@ STUDY_DEFAULTS = dict(
     targets=["action"],  # action and/or emotion
     prepare={},          # prepare.ipynb parameters (short_side, margin, split ...)
     train={},            # train.ipynb overrides for every model (epochs, lr ...)
+    evaluate={},         # evaluate.ipynb parameters (update_hz, cost_repeats)
 )
 KERNEL = "petaction"
 
@@ -45,6 +46,7 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
         raise P.ParamError(f"unknown profile {cfg['profile']!r}; valid: {', '.join(P.names('profiles'))}")
     P.check_keys(cfg["prepare"], P.notebook_parameters("prepare"), "study prepare section")
     P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
+    P.check_keys(cfg["evaluate"], P.notebook_parameters("evaluate"), "study evaluate section")
     bad = set(cfg["targets"]) - {"action", "emotion"}
     if bad:
         raise P.ParamError(f"unknown target(s) {sorted(bad)}; valid: action, emotion")
@@ -142,7 +144,7 @@ def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
                 (run_dir / "error.json").write_text(json.dumps({"error": st["error"], "notebook": st["notebook"]}))
             trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
     ev = Step(f"evaluate ({target})", "evaluate", root / "evaluation" / "evaluate.ipynb",
-              {**common, "models": cfg["models"]}, files_digest(trained) + code_digest(),
+              {**common, "models": cfg["models"], **cfg["evaluate"]}, files_digest(trained) + code_digest(),
               root / "evaluation" / "summary.csv")
     status.append(ev.run(force, log))
     return status
