@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: petaction
 #     language: python
@@ -36,6 +41,7 @@ lr = None
 momentum = None
 weight_decay = None
 warmup_epochs = None
+lr_decay_from = None
 grad_clip = None
 class_balance = None
 lite = None
