@@ -22,7 +22,10 @@ def test_same_seed_same_metrics(tiny_data):
     a = run_once(tiny_data, 7, results)
     run = results / "tiny" / "models" / "tsm" / "seed7"
     scores_a = np.load(run / "test_scores.npz")["scores"]
+    stale = run / "best_acc_top1_epoch_9.pth"     # an earlier training's best: must not be picked
+    stale.write_bytes(b"stale")
     b = run_once(tiny_data, 7, results)
+    assert not stale.exists() and b["best_checkpoint"] != stale.name
     scores_b = np.load(run / "test_scores.npz")["scores"]
     assert a["test"] == b["test"]
     np.testing.assert_array_equal(scores_a, scores_b)

@@ -60,13 +60,22 @@ def save_scores(run: Path, data: Path, class_names: list[str]) -> dict:
     return {"n_test": len(ids), "top1": float((scores.argmax(1) == labels).mean())}
 
 
+def clear_checkpoints(run: Path) -> None:
+    """Remove the checkpoints an earlier training of this run left: a re-run must never select
+    or test a stale one (``best_*_epoch_8.pth`` of the last run sorts after ``..._16.pth``)."""
+    for f in (*run.glob("*.pth"), run / "last_checkpoint", run / "checkpoints.sha256"):
+        f.unlink(missing_ok=True)
 
 
-def best_checkpoint(run: Path) -> Path:
-    found = sorted(run.glob("best_*.pth"))
-    if not found:
-        raise FileNotFoundError(f"no best_*.pth checkpoint in {run}")
-    return found[-1]
+def best_checkpoint(run: Path, runner=None) -> Path:
+    """The checkpoint mmengine's CheckpointHook recorded as best; else the only best_*.pth."""
+    recorded = runner.message_hub.get_info("best_ckpt") if runner is not None else None
+    if recorded and Path(recorded).is_file():
+        return Path(recorded)
+    found = sorted(run.glob("best_*.pth"), key=lambda f: int(f.stem.rsplit("_", 1)[-1]))
+    if len(found) != 1:
+        raise FileNotFoundError(f"expected one best_*.pth checkpoint in {run}, found {[f.name for f in found]}")
+    return found[0]
 
 
 def run(p: dict) -> dict:
@@ -80,6 +89,7 @@ def run(p: dict) -> dict:
     train_counts = np.bincount([r[2] for r in read_split(data, "train")], minlength=len(class_names))
     out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None)
     out.mkdir(parents=True, exist_ok=True)
+    clear_checkpoints(out)
     cfg = mmconfig.build(p, data, out, class_names, train_counts.tolist())
     cfg.dump(str(out / "config.py"))
     (out / "params.json").write_text(json.dumps(p, indent=1))
@@ -89,7 +99,7 @@ def run(p: dict) -> dict:
     runner = Runner.from_cfg(cfg)
     runner.train()
     train_s = time.time() - t0
-    best = best_checkpoint(out)
+    best = best_checkpoint(out, runner)
     runner.load_checkpoint(str(best))   # a checkpoint this run wrote: see mmcompat
     test_metrics = runner.test()
     scores = save_scores(out, data, class_names)
