@@ -19,6 +19,10 @@ def pct(x: float) -> str:
     return "n/a" if pd.isna(x) else f"{100 * x:.1f}%"
 
 
+def p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
 def load(study: str = "default", results_dir=None, target: str = "action") -> dict:
     """Everything the report shows, read from the study's files."""
     root = paths.target_dir(study, target, results_dir)
@@ -160,9 +164,9 @@ def paired_sentence(r: dict, alpha: float = 0.05) -> list[str]:
         return []
     t = hit.iloc[0]
     if t["p_value"] < alpha:
-        return [f"{a} beats {b} on the same {int(t['n_clips'])} test clips (McNemar's test, p = {t['p_value']:.3f})."]
+        return [f"{a} beats {b} on the same {int(t['n_clips'])} test clips (McNemar's test, {p_text(t['p_value'])})."]
     return [f"The difference between {a} and {b} is not significant on {int(t['n_clips'])} test clips "
-            f"(McNemar's test, p = {t['p_value']:.2f}; top-1 95% interval of {a}: "
+            f"(McNemar's test, {p_text(t['p_value'])}; top-1 95% interval of {a}: "
             f"{pct(s.iloc[0].get('top1_ci_low'))} to {pct(s.iloc[0].get('top1_ci_high'))})."]
 
 
@@ -229,7 +233,7 @@ def conclusion(r: dict) -> str:
             beaten = order_only_wins(r, lead["model"], ordered)
             if beaten:
                 out.append(f"On those clips {lead['model']} beats " + ", ".join(
-                    f"{m} ({pct(v)}, p = {p:.3f})" for m, v, p in beaten) + " (McNemar's test on the same clips).")
+                    f"{m} ({pct(v)}, {p_text(p)})" for m, v, p in beaten) + " (McNemar's test on the same clips).")
         else:
             out.append("On the order-only classes no model beats another: "
                        + ", ".join(f"{m} {pct(v)}" for m, v in zip(ordered["model"], ordered["top1_order_only"])) + ".")
@@ -286,7 +290,7 @@ def recommendation(r: dict, alpha: float = 0.05) -> str:
         if p is not None and p >= alpha:
             out.append(f"Recommendation: {row.model}. It keeps up with {row.headroom:.1f}x headroom, and "
                        f"{pick['model']}'s higher top-1 ({pct(pick['top1'])} against {pct(row.top1)}) is not a "
-                       f"significant difference on these test clips (McNemar's test, p = {p:.2f}) while costing "
+                       f"significant difference on these test clips (McNemar's test, {p_text(p)}) while costing "
                        f"{pick['cpu_latency_ms'] / row.cpu_latency_ms:.1f} times the latency.")
             return " ".join(out)
     out.append(f"Recommendation: {pick['model']}, the most accurate model that keeps up "
