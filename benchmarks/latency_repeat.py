@@ -1,0 +1,40 @@
+"""Is the CPU latency benchmark repeatable? Two full passes over a study's trained models.
+
+    .venv/bin/python benchmarks/latency_repeat.py [--study default] [--repeats 30]
+
+Runs petaction.cost.measure_run (the function evaluate.ipynb uses) twice over every finished
+run of the study, one model after another, and reports each latency figure's ratio between
+the passes (target: within 10% on an idle machine). Writes benchmarks/results/latency_repeat.json.
+"""
+from __future__ import annotations
+
+import argparse
+
+from petaction import paths, provenance
+from petaction.cost import measure_run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--study", default="default")
+    ap.add_argument("--repeats", type=int, default=30)
+    a = ap.parse_args()
+    runs = sorted(r for r in (paths.target_dir(a.study) / "models").glob("*/seed0") if (r / "metrics.json").is_file())
+    passes = [{r.parent.name: measure_run(r, repeats=a.repeats) for r in runs} for _ in range(2)]
+    rows, worst = [], 0.0
+    for model in passes[0]:
+        row = {"model": model}
+        for key in ("cpu_latency_ms", "cpu_latency_p90_ms"):
+            x, y = passes[0][model][key], passes[1][model][key]
+            row[key] = [round(x, 2), round(y, 2)]
+            row[key + "_ratio"] = round(max(x, y) / min(x, y), 3)
+            worst = max(worst, row[key + "_ratio"])
+        rows.append(row)
+        print(row)
+    print(f"largest ratio between the two passes: {worst:.3f} (target <= 1.10)")
+    provenance.save_benchmark("latency_repeat", {"study": a.study, "repeats": a.repeats, "rows": rows,
+                                                 "worst_ratio": worst})
+
+
+if __name__ == "__main__":
+    main()
