@@ -12,6 +12,7 @@ import argparse
 
 from petaction import paths, provenance
 from petaction.cost import measure_run
+from petaction.evaluate import find_runs
 
 
 def main() -> None:
@@ -19,7 +20,8 @@ def main() -> None:
     ap.add_argument("--study", default="default")
     ap.add_argument("--repeats", type=int, default=30)
     a = ap.parse_args()
-    runs = sorted(r for r in (paths.target_dir(a.study) / "models").glob("*/seed0") if (r / "metrics.json").is_file())
+    done, _ = find_runs(paths.target_dir(a.study))
+    runs = [r for r in done if r.name == "seed0"]
     passes = [{r.parent.name: measure_run(r, repeats=a.repeats) for r in runs} for _ in range(2)]
     rows, worst = [], 0.0
     for model in passes[0]:

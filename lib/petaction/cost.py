@@ -1,8 +1,9 @@
 """What each trained model costs to run, and whether it keeps up in real time.
 
-    python -m petaction cost --study default       (evaluate.ipynb calls measure_study)
+evaluate.evaluate (so evaluate.ipynb) calls measure_runs; benchmarks/latency_repeat.py calls
+measure_run twice to check the figures repeat.
 
-For every finished run (its saved ``config.py`` and best checkpoint's architecture): parameters,
+For a finished run (the architecture of its saved ``config.py``): parameters,
 GFLOPs per clip (mmengine's FlopAnalyzer), CPU latency of one clip at batch 1 (median and 90th
 percentile over timed repeats, after warm-up, torch thread count recorded), and the
 real-time verdict: at ``update_hz`` predictions per second, a model keeps up when its
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import paths, provenance
+from . import provenance
 
 FRAME_MS = 200  # one cached frame per 200 ms of video (prepare keeps the AI-Hub frame rate)
 
@@ -93,21 +94,13 @@ def measure_run(run: Path, update_hz: float = 1.0, warmup: int = 3, repeats: int
             "realtime": bool(lat["p90_ms"] <= budget), "headroom": budget / lat["p90_ms"]}
 
 
-def measure_study(study: str = "default", target: str = "action", results_dir=None, update_hz: float = 1.0,
-                  models: list | None = None, repeats: int = 15) -> pd.DataFrame:
-    """cost.csv / cost.json for the first seed of every finished run of the study."""
-    root = paths.target_dir(study, target, results_dir)
-    rows = []
-    for model_dir in sorted((root / "models").iterdir()) if (root / "models").is_dir() else []:
-        runs = sorted(r for r in model_dir.glob("seed*") if (r / "metrics.json").is_file())
-        if runs and (not models or model_dir.name in models):
-            rows.append(measure_run(runs[0], update_hz, repeats=repeats))
+def measure_runs(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: int = 15) -> pd.DataFrame:
+    """cost.csv / cost.json in ``out`` for the given finished runs (one per model)."""
+    rows = [measure_run(run, update_hz, repeats=repeats) for run in runs]
     df = pd.DataFrame(rows)
-    out = root / "evaluation"
-    out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "cost.csv", index=False)
     prov = provenance.collect()
-    (out / "cost.json").write_text(json.dumps({"rows": rows, "batch": 1, "device": "cpu",
+    (out / "cost.json").write_text(json.dumps({"rows": rows, "update_hz": update_hz, "batch": 1, "device": "cpu",
                                                "torch_threads": torch.get_num_threads(),
                                                "hardware": prov["hardware"], "versions": prov["versions"],
                                                "git": prov["git"]}, indent=1, default=str))

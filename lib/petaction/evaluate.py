@@ -78,7 +78,10 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     ci = {m: stats.bootstrap_ci(np.mean(list(c.values()), axis=0)) for m, c in correct.items()}
     summary["top1_ci_low"] = [ci[m][0] for m in summary["model"]]
     summary["top1_ci_high"] = [ci[m][1] for m in summary["model"]]
-    cost_df = cost.measure_study(study, target, results_dir, update_hz, list(summary["model"]), cost_repeats)
+    first_seed = {}  # cost depends on the architecture only: one run per model
+    for run in done:
+        first_seed.setdefault(run.parent.name, run)
+    cost_df = cost.measure_runs([first_seed[m] for m in summary["model"]], out, update_hz, cost_repeats)
     summary = summary.merge(cost_df[COST_COLUMNS], on="model", how="left")
     paired = paired_tests(list(summary["model"]), correct, oo_mask)
     paired.to_csv(out / "paired_tests.csv", index=False)

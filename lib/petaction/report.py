@@ -153,16 +153,24 @@ def majority_baseline(r: dict) -> tuple[str, float]:
     return row["label"], float(row["test"]) / max(float(c["test"].sum()), 1.0)
 
 
+def pair_row(r: dict, a: str, b: str):
+    """The row of paired_tests.csv for models a and b (either order), or None."""
+    paired = r.get("paired")
+    if paired is None or not len(paired):
+        return None
+    hit = paired[((paired["model_a"] == a) & (paired["model_b"] == b)) | ((paired["model_a"] == b) & (paired["model_b"] == a))]
+    return hit.iloc[0] if len(hit) else None
+
+
 def paired_sentence(r: dict, alpha: float = 0.05) -> list[str]:
     """'A beats B' only when McNemar's paired test on the same test clips says so."""
-    s, paired = r["summary"], r.get("paired")
-    if paired is None or len(s) < 2 or not len(paired):
+    s = r["summary"]
+    if len(s) < 2:
         return []
     a, b = s.iloc[0]["model"], s.iloc[1]["model"]
-    hit = paired[((paired["model_a"] == a) & (paired["model_b"] == b)) | ((paired["model_a"] == b) & (paired["model_b"] == a))]
-    if not len(hit):
+    t = pair_row(r, a, b)
+    if t is None:
         return []
-    t = hit.iloc[0]
     if t["p_value"] < alpha:
         return [f"{a} beats {b} on the same {int(t['n_clips'])} test clips (McNemar's test, {p_text(t['p_value'])})."]
     return [f"The difference between {a} and {b} is not significant on {int(t['n_clips'])} test clips "
@@ -172,16 +180,11 @@ def paired_sentence(r: dict, alpha: float = 0.05) -> list[str]:
 
 def order_only_wins(r: dict, lead: str, ordered: pd.DataFrame, alpha: float = 0.05) -> list[tuple]:
     """(model, its order-only top-1, p) for every model ``lead`` beats on the order-only test clips."""
-    paired = r.get("paired")
-    if paired is None or "p_value_order_only" not in paired:
-        return []
     wins = []
     for m, v in zip(ordered["model"], ordered["top1_order_only"]):
-        hit = paired[((paired["model_a"] == lead) & (paired["model_b"] == m)) |
-                     ((paired["model_a"] == m) & (paired["model_b"] == lead))]
-        if m == lead or not len(hit) or pd.isna(hit.iloc[0]["p_value_order_only"]):
+        t = pair_row(r, lead, m) if m != lead else None
+        if t is None or pd.isna(t.get("p_value_order_only")):
             continue
-        t = hit.iloc[0]
         lead_only, other_only = ((t["a_only_order_only"], t["b_only_order_only"]) if t["model_a"] == lead
                                  else (t["b_only_order_only"], t["a_only_order_only"]))
         if lead_only > other_only and t["p_value_order_only"] < alpha:
@@ -252,21 +255,13 @@ def cost_table(summary: pd.DataFrame, update_hz: float) -> str:
     return "\n".join(lines)
 
 
-def pair_p(r: dict, a: str, b: str) -> float | None:
-    paired = r.get("paired")
-    if paired is None or not len(paired):
-        return None
-    hit = paired[((paired["model_a"] == a) & (paired["model_b"] == b)) | ((paired["model_a"] == b) & (paired["model_b"] == a))]
-    return float(hit.iloc[0]["p_value"]) if len(hit) else None
-
-
 def recommendation(r: dict, alpha: float = 0.05) -> str:
     """Which model to run in real time, from the measured accuracy and cost (never typed in)."""
     from .cost import pareto_front
     s, c = r["summary"], r["cost"]
     if c is None or "cpu_latency_ms" not in s or s["cpu_latency_ms"].isna().all():
         return "No cost measurements."
-    hz, hw = c["rows"][0]["update_hz"] if c["rows"] else 1.0, c["hardware"]
+    hz, hw = c["update_hz"], c["hardware"]
     ok = s[s["realtime"].astype(bool)]
     best = s.iloc[0]
     out = [f"At {hz:g} prediction(s) per second on {hw['cpu']} ({c['torch_threads']} torch threads, batch 1, "
@@ -286,7 +281,8 @@ def recommendation(r: dict, alpha: float = 0.05) -> str:
     # a faster real-time model that is not significantly worse (McNemar) is the better choice
     faster = ok[(ok["cpu_latency_ms"] < pick["cpu_latency_ms"]) & (ok["model"] != pick["model"])]
     for row in faster.sort_values("top1", ascending=False, kind="stable").itertuples():
-        p = pair_p(r, pick["model"], row.model)
+        t = pair_row(r, pick["model"], row.model)
+        p = None if t is None else float(t["p_value"])
         if p is not None and p >= alpha:
             out.append(f"Recommendation: {row.model}. It keeps up with {row.headroom:.1f}x headroom, and "
                        f"{pick['model']}'s higher top-1 ({pct(pick['top1'])} against {pct(row.top1)}) is not a "
@@ -356,7 +352,7 @@ def sections(r: dict) -> list[tuple[str, str]]:
         ("img", str(r["eval"] / "curves.png")), ("img", str(r["eval"] / "confusion_best.png")),
         ("img", str(r["eval"] / "per_class.png")),
         ("md", f"## {t}: compute cost and the real-time verdict"),
-        ("md", cost_table(r["summary"], r["cost"]["rows"][0]["update_hz"]) if r["cost"] and r["cost"]["rows"] else "No cost measurements."),
+        ("md", cost_table(r["summary"], r["cost"]["update_hz"]) if r["cost"] else "No cost measurements."),
         ("img", str(r["eval"] / "pareto.png")),
         ("md", recommendation(r)),
         ("md", f"## {t}: what the training curves say"),
