@@ -41,15 +41,28 @@ def resize_short_side(img: np.ndarray, short_side: int) -> tuple[np.ndarray, flo
     return out, scale
 
 
-def transform_box(box, crop: tuple[int, int, int, int], size: int) -> tuple[float, float, float, float]:
-    """A box (x, y, w, h) in source pixels expressed in the resized crop's pixels (clipped)."""
+def transform_box(box, crop: tuple[int, int, int, int], size) -> tuple[float, float, float, float]:
+    """A box (x, y, w, h) in source pixels expressed in the resized crop's pixels (clipped).
+
+    `size` is the output's side (a square crop) or its (width, height) (a whole frame):
+    each axis scales by its own output/crop ratio, the exact factors cv2.resize applied.
+    """
     x0, y0, x1, y1 = crop
-    sx, sy = size / (x1 - x0), size / (y1 - y0)
+    out_w, out_h = (size, size) if np.isscalar(size) else size
+    sx, sy = out_w / (x1 - x0), out_h / (y1 - y0)
     bx0, by0 = (box[0] - x0) * sx, (box[1] - y0) * sy
     bx1, by1 = (box[0] + box[2] - x0) * sx, (box[1] + box[3] - y0) * sy
-    bx0, bx1 = np.clip([bx0, bx1], 0, size)
-    by0, by1 = np.clip([by0, by1], 0, size)
+    bx0, bx1 = np.clip([bx0, bx1], 0, out_w)
+    by0, by1 = np.clip([by0, by1], 0, out_h)
     return float(bx0), float(by0), float(bx1 - bx0), float(by1 - by0)
+
+
+def whole_frame(img: np.ndarray, box, short_side: int) -> tuple[np.ndarray, tuple]:
+    """The uncropped frame resized to `short_side`, and its box (x, y, w, h) in the resized
+    pixels: the same geometry as a crop of the whole image, so boxes partly outside are clipped."""
+    h, w = img.shape[:2]
+    out, _ = resize_short_side(img, short_side)
+    return out, transform_box(box, (0, 0, w, h), (out.shape[1], out.shape[0]))
 
 
 def read_image(path) -> np.ndarray | None:

@@ -3,7 +3,9 @@
     python -m petaction prepare --data-root /data/aihub --study mystudy
     papermill notebooks/prepare.ipynb out.ipynb -p data_root /data/aihub -p study mystudy
 
-Writes results/<study>/data/: frames/<clip>/img_00001.jpg... (cropped, resized rawframes),
+Writes results/<study>/data/: frames/<clip>/img_00001.jpg... (cropped, resized rawframes;
+with crop: false the whole frame resized to short_side, boxes transformed to match),
+frames/<clip>/boxes.json ([frame_number, x, y, w, h] per cached frame, in cached pixels),
 {train,val,test}.txt (mmaction2 rawframe lists: "dir total_frames label"), clips.csv,
 rejected.csv, classes.json, summary.csv and prepare.json (parameters + provenance).
 Nothing is written into data_root. A clip is processed at a time (streaming), in
@@ -103,8 +105,9 @@ def process_clip(src: aihub.SourceClip, out_frames: Path, p: dict) -> tuple[dict
     if name is None:
         return None, rejects + [Rejected(where, "clip", why)]
     boxes = aihub.boxes_by_frame(label["annotations"])
-    if p["crop"] and not boxes:
-        return None, rejects + [Rejected(where, "clip", "no bounding box in any annotation (crop needs one)")]
+    if not boxes:   # crop: false needs one too (fast_rcnn's RoI); the same clips keep the same split
+        need = "crop needs one" if p["crop"] else "the whole-frame cache needs one: the RoI"
+        return None, rejects + [Rejected(where, "clip", f"no bounding box in any annotation ({need})")]
 
     clip_id = src.name
     dest = out_frames / clip_id
@@ -122,8 +125,8 @@ def process_clip(src: aihub.SourceClip, out_frames: Path, p: dict) -> tuple[dict
             out = crop.crop_resize(img, c, p["short_side"])
             cached_boxes.append([number, *crop.transform_box(box, c, p["short_side"])])
         else:
-            out, s = crop.resize_short_side(img, p["short_side"])
-            cached_boxes.append([number, *(v * s for v in box)] if box else [number, None, None, None, None])
+            out, b = crop.whole_frame(img, box, p["short_side"])
+            cached_boxes.append([number, *b])
         kept += 1
         cv2.imwrite(str(dest / f"img_{kept:05d}.jpg"), out, [cv2.IMWRITE_JPEG_QUALITY, 95])
     if kept < max(1, p["min_frames"]):
@@ -182,8 +185,12 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         w.writerows(rows)
 
 
-def prepare(study: str = "default", results_dir: str | Path | None = None, **params) -> dict:
-    """Prepare a study's dataset; returns a summary dict (also saved as prepare.json)."""
+def prepare(study: str = "default", results_dir: str | Path | None = None, *, folder: str = "data",
+            **params) -> dict:
+    """Prepare a study's dataset; returns a summary dict (also saved as prepare.json).
+
+    `folder` names the output under the target's folder: "data" is what every recogniser
+    reads; detection.full_frames writes a second, uncropped cache beside it (data_full<size>)."""
     p = check_params(params)
     study_dir = paths.study_dir(study, results_dir)
     source = ensure_source(p, study_dir)
@@ -193,7 +200,7 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, **par
                            "frame_N_timestamp_MS.jpg and label JSONs (see shared/aihub-format.md)")
     target_dir = paths.target_dir(study, p["target"], results_dir)   # emotion: results/<study>/emotion/
     target_dir.mkdir(parents=True, exist_ok=True)
-    out, final = target_dir / "data.partial", target_dir / "data"
+    out, final = target_dir / f"{folder}.partial", target_dir / folder
     shutil.rmtree(out, ignore_errors=True)
     (out / "frames").mkdir(parents=True)
     rows, rejected = [], []

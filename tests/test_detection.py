@@ -1,0 +1,74 @@
+"""fast_rcnn (box-level behaviour recognition) and the pet detector: geometry, metric, one iteration."""
+import json
+
+import numpy as np
+import pytest
+
+from petaction import params as P
+
+
+def tiny_params(tiny_data, **over):
+    results, study, _ = tiny_data
+    return P.resolve_train({"model": "fast_rcnn", "profile": "tiny", "study": study,
+                            "results_dir": str(results), **over})
+
+
+def test_full_profile_is_the_zoo_model_with_our_head():
+    from mmengine.config import Config
+    from petaction import detection, mmconfig
+    p = P.resolve_train({"model": "fast_rcnn", "profile": "full"})
+    zoo = Config.fromfile(str(mmconfig.mm_configs_dir() / detection.ZOO_CONFIG)).model.to_dict()
+    ours = detection.model_dict(p, 12)
+    assert ours["backbone"] == zoo["backbone"] and ours["backbone"]["depth"] == 50
+    assert ours["roi_head"]["bbox_roi_extractor"] == zoo["roi_head"]["bbox_roi_extractor"]
+    head = ours["roi_head"]["bbox_head"]
+    assert (head["num_classes"], head["multilabel"], head["background_class"]) == (12, False, False)
+    assert ours["init_cfg"] is None                 # no download: from scratch
+
+
+def test_key_frame_box_is_the_middle_sampled_frame_and_moves_with_resize():
+    from petaction.detection import KeyFrameBox
+    from mmaction.datasets.transforms import Resize
+    boxes = np.array([[i, i, i + 10, i + 20] for i in range(10)], np.float32)
+    r = dict(frame_inds=np.array([3, 5, 7, 9]), start_index=1, boxes=boxes, n_classes=4, label=2,
+             img_shape=(40, 80), imgs=[np.zeros((40, 80, 3), np.uint8)] * 4)
+    r = KeyFrameBox()(r)
+    assert r["gt_bboxes"].tolist() == [[6, 6, 16, 26]]     # frame_inds[2] = 7 -> boxes[6] (1-based frames)
+    assert r["proposals"].tolist() == r["gt_bboxes"].tolist()
+    assert r["gt_labels"].tolist() == [[0, 0, 1, 0]]
+    r = Resize(scale=(-1, 20))(r)                         # half size: the box halves with the pixels
+    assert r["gt_bboxes"].tolist() == [[3, 3, 8, 13]] == r["proposals"].tolist()
+
+
+def test_clip_box_metric_top1_and_box_map():
+    from petaction.detection import ClipBoxMetric, average_precision
+    m = ClipBoxMetric(topk=(1, 2))
+    s = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    out = m.compute_metrics([{"pred_score": x, "gt_label": y} for x, y in zip(s, [0, 1, 2])])
+    assert out["top1"] == pytest.approx(2 / 3) and out["top2"] == 1.0
+    assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([False, True, True])) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert out["box_map"] == pytest.approx(1.0)            # each class's own clip ranks first in its column
+
+
+@pytest.mark.slow
+def test_fast_rcnn_one_iteration_and_a_test_pass(tiny_data, tmp_path):
+    from mmengine.runner import Runner
+    from petaction import detection
+    p = tiny_params(tiny_data)
+    data = detection.full_frames(p)
+    assert data.name == f"data_full{p['img_size']}"
+    classes = json.loads((data / "classes.json").read_text())["classes"]
+    cfg = detection.build(p, data, tmp_path, classes)
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=1, val_interval=10)
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10, by_epoch=False)
+    cfg.log_processor = dict(type="LogProcessor", by_epoch=False)
+    cfg.custom_hooks = []
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.test()
+    assert 0 <= metrics["acc/top1"] <= 1 and 0 <= metrics["acc/box_map"] <= 1
+    from petaction.train import save_scores
+    scores = save_scores(tmp_path, data, classes)          # the clip-level table's input, as for every model
+    z = np.load(tmp_path / "test_scores.npz")
+    assert z["scores"].shape == (scores["n_test"], len(classes))
+    assert np.allclose(z["scores"].sum(1), 1, atol=1e-4)  # softmax over our classes, one box per clip
