@@ -5,6 +5,8 @@
     python -m petaction train -p model tsn -p seed 0
     python -m petaction evaluate -p study default
     python -m petaction synth OUT_DIR [--seed 0]
+    python -m petaction infer VIDEO --run results/default/models/tsm/seed0 --out DIR [--stride 1] [--smooth 3]
+    python -m petaction export --run results/default/models/tsm/seed0 [--out model.onnx]
 
 `-p KEY VALUE` values are read as YAML (numbers, lists, booleans), as papermill's -y would.
 """
@@ -33,6 +35,21 @@ def main(argv=None) -> int:
     s = sub.add_parser("synth", help="write the embedded synthetic dataset (AI-Hub format)")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("infer", help="sliding-window recognition of a video: timeline + annotated copy")
+    s.add_argument("video", help="an mp4, an AI-Hub frame folder, a webcam index, or 'sample' (a bundled mp4)")
+    s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>")
+    s.add_argument("--out", required=True, help="output folder (replaced as a whole at the end)")
+    s.add_argument("--stride", type=float, default=1.0, help="seconds between window starts")
+    s.add_argument("--smooth", type=int, default=3, help="majority over the last n windows (1: none)")
+    s.add_argument("--topk", type=int, default=3)
+    s.add_argument("--backend", choices=("torch", "onnx"), default="torch")
+    s.add_argument("--onnx", help="an exported model (backend onnx; exported on the fly when absent)")
+    s.add_argument("--window", type=float, help="window length in seconds (default: the run's clip length)")
+    s.add_argument("--max-seconds", type=float, help="stop after this much video (a webcam never ends)")
+    s.add_argument("--no-video", action="store_true", help="skip the annotated copy")
+    s = sub.add_parser("export", help="export a trained recogniser to ONNX and check it against PyTorch")
+    s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>")
+    s.add_argument("--out", help="the .onnx file (default: <run>/model.onnx)")
     args = ap.parse_args(argv)
 
     from . import params as P
@@ -45,6 +62,10 @@ def main(argv=None) -> int:
             clips = synth.generate(args.out, seed=args.seed)
             print(f"{len(clips)} clips written under {args.out}")
             return 0
+        if args.verb == "infer":
+            return infer_verb(args)
+        if args.verb == "export":
+            return export_verb(args)
         kw = parse_pairs(args.p)
         if args.verb == "prepare":
             from . import prepare
@@ -62,6 +83,27 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def infer_verb(args) -> int:
+    from . import infer, video
+    spec = video.sample_video() if args.video == "sample" else args.video
+    infer.infer(spec, args.run, args.out, stride_s=args.stride, smooth_n=args.smooth, k=args.topk,
+                backend=args.backend, onnx_path=args.onnx, window_s=args.window,
+                max_seconds=args.max_seconds, annotate=not args.no_video)
+    print(f"timeline.json, timeline.csv, timeline.png{'' if args.no_video else ', annotated.mp4'} -> {args.out}")
+    return 0
+
+
+def export_verb(args) -> int:
+    from pathlib import Path
+    from . import export
+    run = Path(args.run)
+    out = Path(args.out) if args.out else run / "model.onnx"
+    model, p = export.load_recognizer(run), export.run_params(run)
+    r = export.parity_model(model, p, export.export_model(model, p, out))
+    print(f"{out}: max |ONNX Runtime - PyTorch| score {r['max_abs_diff']:.2e}, same top-1: {r['top1_equal']}")
+    return 0 if r["max_abs_diff"] < export.PARITY_TOL else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,164 @@
+"""Export a trained recogniser to ONNX and run it with ONNX Runtime on CPU.
+
+    python -m petaction export --run results/default/models/tsm/seed0 [--out model.onnx]
+
+The exported graph is the model's whole test-time forward from the packed clip (the tensor
+mmaction2's test pipeline gives, batched: NCHW models (1, segments, 3, H, W), NCTHW models
+(1, clips, 3, T, H, W), raw 0..255 pixel values) to the class scores ``inference_recognizer``
+returns: the data preprocessor's normalisation, backbone, head and the head's clip averaging
+(softmax first when ``average_clips='prob'``). So the same pipeline output feeds either path.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import mmcompat
+
+mmcompat.install_drn_standin()   # before any mmaction import (idempotent): see mmcompat
+
+OPSET = 17
+PARITY_TOL = 1e-4   # max abs class-score difference ONNX Runtime vs PyTorch (issue 8)
+
+
+class ScoreNet(nn.Module):
+    """A recogniser's test forward as one tensor -> tensor function (what ONNX captures).
+
+    Mirrors mmaction2's BaseRecognizer.predict (ActionDataPreprocessor's normalisation,
+    extract_feat(test_mode=True), the head, head.average_clip) without its data-sample
+    bookkeeping, which cannot be traced."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        if not (hasattr(model, "cls_head") and hasattr(model, "extract_feat")):
+            raise ValueError(f"{type(model).__name__} is not a clip recogniser (Recognizer2D/3D): "
+                             f"only those export (a box-level detector needs its boxes as input)")
+        pre = model.data_preprocessor
+        if getattr(pre, "to_rgb", False):
+            raise ValueError("data preprocessors that swap BGR to RGB are not exported (none in this project)")
+        self.normalise = bool(getattr(pre, "_enable_normalize", False))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        batch = inputs.shape[0]
+        x = inputs.float()
+        if self.normalise:
+            x = (x - self.model.data_preprocessor.mean) / self.model.data_preprocessor.std
+        feats, kwargs = self.model.extract_feat(x, test_mode=True)
+        scores = self.model.cls_head(feats, **kwargs)
+        return self.model.cls_head.average_clip(scores, num_segs=scores.shape[0] // batch)
+
+
+def checkpoint_of(run: Path) -> Path:
+    """The run's best checkpoint, or one clear error naming the folder and what to do."""
+    from .train import best_checkpoint
+    run = Path(run)
+    if not (run / "config.py").is_file():
+        raise FileNotFoundError(f"{run} is not a training run folder (no config.py): "
+                                f"pass results/<study>/models/<model>/seed<k>")
+    try:
+        return best_checkpoint(run)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{run} has no best_*.pth checkpoint: train this model first "
+                                f"(python -m petaction train -p model <model>)") from None
+
+
+def load_recognizer(run: Path):
+    """mmaction2's own init_recognizer on the run's config and best checkpoint (CPU)."""
+    from mmaction.apis import init_recognizer
+    from mmengine.config import Config
+    ckpt = checkpoint_of(run)
+    return init_recognizer(Config.fromfile(str(Path(run) / "config.py")), str(ckpt), device="cpu")
+
+
+def run_params(run: Path) -> dict:
+    return json.loads((Path(run) / "params.json").read_text())
+
+
+def example_input(p: dict) -> torch.Tensor:
+    """A random packed clip (0..255) of the input shape a run's parameters give, all test views."""
+    from .cost import clip_input
+    x = clip_input(p)
+    if p["sampling"] == "clip" and p["test_clips"] > 1:
+        x = x.repeat(1, p["test_clips"], *([1] * (x.dim() - 2)))
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, x.shape, generator=g).float()
+
+
+def export_model(model, p: dict, out: Path) -> Path:
+    """Write a recogniser as ONNX. The legacy TorchScript-based exporter (dynamo=False):
+    torch 2.13's default dynamo exporter needs onnxscript, and the legacy one exports every
+    recogniser of this project."""
+    net = ScoreNet(model).eval()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(net, (example_input(p),), str(out), dynamo=False, opset_version=OPSET,
+                          input_names=["inputs"], output_names=["scores"], do_constant_folding=True)
+    return out
+
+
+def export(run: Path, out: Path, model=None) -> Path:
+    """Write the run's recogniser (best checkpoint) as ONNX to ``out``."""
+    return export_model(model if model is not None else load_recognizer(run), run_params(run), out)
+
+
+def session(path: Path, threads: int | None = None):
+    """An ONNX Runtime CPU session with as many intra-op threads as torch uses (a fair comparison)."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def run_session(sess, inputs) -> np.ndarray:
+    x = inputs.numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+    return sess.run(None, {"inputs": x.astype(np.float32, copy=False)})[0]
+
+
+def parity_model(model, p: dict, onnx_path: Path | None = None) -> dict:
+    """Max |ONNX Runtime - PyTorch| class score on one input: against mmaction2's own
+    test_step (what inference_recognizer calls) and against the exported ScoreNet."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(onnx_path) if onnx_path else export_model(model, p, Path(tmp) / "model.onnx")
+        x = example_input(p)
+        ort_scores = run_session(session(path), x)
+    with torch.no_grad():
+        net_scores = ScoreNet(model).eval()(x).numpy()
+    mm_scores = mmaction_scores(model, x)
+    return {"max_abs_diff": float(np.abs(ort_scores - mm_scores).max()),
+            "max_abs_diff_scorenet": float(np.abs(ort_scores - net_scores).max()),
+            "top1_equal": bool((ort_scores.argmax(-1) == mm_scores.argmax(-1)).all())}
+
+
+def parity(run: Path, onnx_path: Path | None = None) -> dict:
+    return parity_model(load_recognizer(run), run_params(run), onnx_path)
+
+
+def mmaction_scores(model, x: torch.Tensor) -> np.ndarray:
+    """mmaction2's test_step on a packed batch (one ActionDataSample per clip): its pred_score."""
+    from mmaction.structures import ActionDataSample
+    data = {"inputs": list(x), "data_samples": [ActionDataSample() for _ in range(len(x))]}
+    with torch.no_grad():
+        out = model.test_step(data)
+    return np.stack([o.pred_score.numpy() for o in out])
+
+
+def export_all(runs: list[Path], out_dir: Path, tol: float = PARITY_TOL) -> list[dict]:
+    """Export and check every run; a model that cannot export is listed with the reason."""
+    rows = []
+    for run in runs:
+        name = Path(run).parts[-2]
+        try:
+            path = export(run, Path(out_dir) / f"{name}.onnx")
+            r = parity(run, path)
+            rows.append({"model": name, "exported": True, "ok": r["max_abs_diff"] < tol, **r, "reason": ""})
+        except Exception as e:  # noqa: BLE001 - the reason is the result
+            rows.append({"model": name, "exported": False, "ok": False, "reason": f"{type(e).__name__}: {e}"})
+    return rows

@@ -1,0 +1,198 @@
+"""`infer`: windowing, smoothing, streaming, outputs on a real mp4 and the embedded data, bad input."""
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from petaction import infer, video
+from petaction.__main__ import main
+
+
+# ---- windowing and smoothing (no model) ------------------------------------------------------
+
+def test_window_spans_first_last_and_stride():
+    assert infer.window_spans(20, 15, 5) == [(0, 15), (5, 20)]              # the last window ends at the end
+    assert infer.window_spans(22, 15, 5) == [(0, 15), (5, 20), (7, 22)]     # tail stepped over: one more, end-aligned
+    assert infer.window_spans(40, 10, 25) == [(0, 10), (25, 35), (30, 40)]  # stride longer than a window
+    assert infer.window_spans(15, 15, 5) == [(0, 15)]
+    assert infer.window_spans(10, 15, 5) == [(0, 10)]                        # shorter than a window: one, padded
+    assert infer.window_spans(0, 15, 5) == []
+    spans = infer.window_spans(103, 16, 3)
+    assert spans[0] == (0, 16) and spans[-1][1] == 103
+    assert all(e - s == 16 for s, e in spans) and all(b[0] - a[0] == 3 for a, b in zip(spans[:-2], spans[1:-1]))
+
+
+def onehot(i, n=4, p=0.7):
+    s = np.full(n, (1 - p) / (n - 1))
+    s[i] = p
+    return s
+
+
+def test_smoothing_majority_over_last_n_windows():
+    seq = [onehot(i) for i in (0, 0, 1, 0, 1, 1, 2)]
+    assert infer.smooth(seq, 1) == [0, 0, 1, 0, 1, 1, 2]      # n=1: the raw top-1
+    assert infer.smooth(seq, 3) == [0, 0, 0, 0, 1, 1, 1]      # causal: only windows up to the current one
+    # a tie (one vote each) goes to the class with the larger summed score
+    assert infer.smooth([onehot(0, p=0.5), onehot(1, p=0.9)], 2) == [0, 1]
+
+
+class FakeRecogniser:
+    """Stands in for a model: 5 model frames a second, windows of 6; scores say which frames it got."""
+    fps, window, classes = 5.0, 6, ["A", "B"]
+
+    def __init__(self):
+        self.calls = []
+
+    def prepare(self, image, box):
+        return image
+
+    def scores(self, frames):
+        self.calls.append([int(f[0, 0, 0]) for f in frames])
+        return np.array([0.6, 0.4])
+
+
+def frames(n, fps=25.0):
+    """Frames whose first pixel carries the index of the model frame (every 5th at 25 fps)."""
+    for i in range(n):
+        img = np.full((8, 8, 3), (i // 5) % 256, np.uint8)
+        yield video.Frame(i, i / fps, img)
+
+
+@pytest.mark.parametrize("n_source,stride_s", [(100, 1.0), (110, 1.0), (100, 0.6), (20, 1.0), (30, 0.2)])
+def test_stream_emits_the_window_spans_from_a_bounded_buffer(n_source, stride_s):
+    rec = FakeRecogniser()
+    src = video.from_iterable(frames(n_source), None)
+    wins = list(infer.stream(src, rec, stride_s))
+    n_model = -(-n_source // 5)
+    expect = infer.window_spans(n_model, rec.window, round(stride_s * rec.fps))
+    assert [(w.start_frame, w.end_frame) for w in wins] == expect
+    assert [c for c in rec.calls] == [list(range(s, e)) for s, e in expect]   # exactly the window's frames
+    assert all(len(c) <= rec.window for c in rec.calls)
+    assert wins[0].start_s == 0.0 and wins[-1].end_s == pytest.approx((n_model - 1) / 5 + 0.2)
+    assert [w.padded for w in wins] == [n_model < rec.window] * len(wins)
+
+
+def test_stream_consumes_an_endless_iterator_until_max_seconds():
+    def endless():
+        i = 0
+        while True:
+            yield np.zeros((8, 8, 3), np.uint8)
+            i += 1
+    rec = FakeRecogniser()
+    wins = list(infer.stream(video.from_iterable(endless(), fps=10.0), rec, 1.0, max_seconds=4.0))
+    assert len(wins) == 4 and wins[-1].end_s <= 4.2       # stopped; a window a second after the first
+
+
+def test_resample_keeps_the_training_rate():
+    kept = [f.index for f, take in video.resample(frames(26), 5.0) if take]
+    assert kept == [0, 5, 10, 15, 20, 25]
+    jittery = [video.Frame(i, t, None) for i, t in enumerate([0, 0.19, 0.21, 0.39, 0.8, 0.81, 1.0])]
+    assert [f.t for f, take in video.resample(jittery, 5.0) if take] == [0, 0.21, 0.8, 1.0]
+
+
+# ---- with a trained tiny model ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data):
+    from petaction import params as P
+    from petaction import train
+    results, study, _ = tiny_data
+    p = P.resolve_train({"model": "tsm", "profile": "tiny", "study": study, "seed": 0, "results_dir": str(results)})
+    train.run(p)
+    return results / study / "models" / "tsm" / "seed0"
+
+
+def embedded_clip(tiny_data):
+    src = json.loads((tiny_data[2] / "prepare.json").read_text())["source"]
+    return sorted(p.parent for p in __import__("pathlib").Path(src).rglob("frame_0_timestamp_*.jpg"))[0]
+
+
+@pytest.mark.slow
+def test_infer_on_a_real_mp4_writes_timeline_chart_and_annotated_video(tiny_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["infer", "sample", "--run", str(tiny_run), "--out", str(out), "--stride", "1", "--smooth", "2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["annotated.mp4", "timeline.csv", "timeline.json", "timeline.png"]
+    t = json.loads((out / "timeline.json").read_text())
+    wins = t["windows"]
+    assert len(wins) >= 2 and wins[0]["start_s"] == 0 and wins[1]["start_s"] == pytest.approx(1.0)
+    assert all(len(w["topk"]) == 3 and w["topk"][0]["score"] >= w["topk"][1]["score"] for w in wins)
+    assert wins[0]["box"] == [0, 0, 1280, 720] and any("whole frame" in n for n in t["notes"])
+    csv_rows = (out / "timeline.csv").read_text().splitlines()
+    assert len(csv_rows) == len(wins) + 1 and csv_rows[0].startswith("index,start_s,end_s,label")
+    cap = cv2.VideoCapture(str(out / "annotated.mp4"))
+    src = cv2.VideoCapture(str(video.sample_video()))
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == src.get(cv2.CAP_PROP_FRAME_COUNT)
+    s = t["stream"]
+    assert s["windows"] == len(wins) and s["windows_per_s"] > 0 and s["latency_ms_median"] > 0
+    assert "windows/s" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_infer_on_the_embedded_data_pads_a_short_clip(tiny_run, tiny_data, tmp_path, capsys):
+    clip = embedded_clip(tiny_data)
+    out = tmp_path / "out"
+    assert main(["infer", str(clip), "--run", str(tiny_run), "--out", str(out), "--window", "60"]) == 0
+    t = json.loads((out / "timeline.json").read_text())
+    assert len(t["windows"]) == 1 and t["windows"][0]["padded"]
+    assert any("padded as in testing" in n for n in t["notes"]) and "padded" in capsys.readouterr().out
+    assert (out / "annotated.mp4").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_onnx_backend_gives_the_same_labels(tiny_run, tmp_path):
+    a = infer.infer(video.sample_video(), tiny_run, tmp_path / "a", annotate=False, log=lambda *_: None)
+    b = infer.infer(video.sample_video(), tiny_run, tmp_path / "b", backend="onnx", annotate=False,
+                    log=lambda *_: None)
+    for wa, wb in zip(a["windows"], b["windows"]):
+        assert wa["topk"][0]["label"] == wb["topk"][0]["label"]
+        assert abs(wa["topk"][0]["score"] - wb["topk"][0]["score"]) < 1e-4
+    assert len(a["windows"]) == len(b["windows"])
+
+
+def fail_cli(capsys, args):
+    rc = main(args)
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and err.startswith("error: ")
+    return err
+
+
+@pytest.mark.slow
+def test_bad_inputs_are_one_line_errors_and_leave_nothing(tiny_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    run = ["--run", str(tiny_run), "--out", str(out)]
+    assert "no such file" in fail_cli(capsys, ["infer", str(tmp_path / "missing.mp4"), *run])
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    assert "empty file" in fail_cli(capsys, ["infer", str(tmp_path / "empty.mp4"), *run])
+    (tmp_path / "junk.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    assert "junk.mp4" in fail_cli(capsys, ["infer", str(tmp_path / "junk.mp4"), *run])
+    (tmp_path / "noframes").mkdir()
+    assert "no frame_N" in fail_cli(capsys, ["infer", str(tmp_path / "noframes"), *run])
+    bare = tmp_path / "bare_run"
+    bare.mkdir()
+    for f in ("config.py", "params.json"):
+        shutil.copy(tiny_run / f, bare / f)
+    err = fail_cli(capsys, ["infer", "sample", "--run", str(bare), "--out", str(out)])
+    assert "no best_*.pth checkpoint" in err
+    assert "not a training run" in fail_cli(capsys, ["infer", "sample", "--run", str(tmp_path), "--out", str(out)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare_run", "empty.mp4", "junk.mp4", "noframes"]
+
+
+@pytest.mark.slow
+def test_a_failure_midway_leaves_the_old_output_and_no_partial_one(tiny_run, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "timeline.json").write_text("{}")         # an earlier, complete result
+    calls = {"n": 0}
+    real = infer.Recogniser.scores
+
+    def flaky(self, frames):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("boom")
+        return real(self, frames)
+    monkeypatch.setattr(infer.Recogniser, "scores", flaky)
+    with pytest.raises(RuntimeError, match="boom"):
+        infer.infer(video.sample_video(), tiny_run, out, log=lambda *_: None)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (out / "timeline.json").read_text() == "{}"
