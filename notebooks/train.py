@@ -20,6 +20,10 @@
 # tests it once. Outputs: `results/<study>/models/<model>/seed<k>/`.
 #
 # `papermill notebooks/train.ipynb out.ipynb -p model tsn [-p seed 0 -p epochs 3]`
+#
+# With `nproc` > 1 the training cell starts `torchrun` (DistributedDataParallel, one process
+# per GPU), shows its log as it runs and loads the results it wrote. Re-running after a
+# crash or kill resumes from the last checkpoint when the settings and data are unchanged.
 
 # %% tags=["parameters"]
 model = "tsn"
@@ -48,6 +52,9 @@ lite = None
 num_workers = None
 deterministic = None
 amp = None
+channels_last = None
+nproc = None
+nnodes = None
 mm_base = None
 sampling = None
 model_cfg = None

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from . import params as P
-from . import paths
+from . import paths, schedule
 from .provenance import files_digest
 
 STUDY_DEFAULTS = dict(
@@ -30,6 +31,8 @@ STUDY_DEFAULTS = dict(
     prepare={},          # prepare.ipynb parameters (short_side, margin, split ...)
     train={},            # train.ipynb overrides for every model (epochs, lr ...)
     evaluate={},         # evaluate.ipynb parameters (update_hz, cost_repeats)
+    gpus="auto",         # auto (every visible GPU) | a count | a list of GPU ids; none: CPU, one run at a time
+    strategy="parallel", # parallel: one model per GPU, the rest queued | ddp: one model on all GPUs (torchrun)
 )
 KERNEL = "petaction"
 
@@ -47,6 +50,7 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
     P.check_keys(cfg["prepare"], P.notebook_parameters("prepare"), "study prepare section")
     P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
     P.check_keys(cfg["evaluate"], P.notebook_parameters("evaluate"), "study evaluate section")
+    schedule.slots(schedule.resolve_gpus(cfg["gpus"]), cfg["strategy"])   # refuses bad values
     bad = set(cfg["targets"]) - {"action", "emotion"}
     if bad:
         raise P.ParamError(f"unknown target(s) {sorted(bad)}; valid: action, emotion")
@@ -74,6 +78,19 @@ def source_digest(data_root: str) -> str:
     return h.hexdigest()[:16]
 
 
+def EnvKernelManager(kernel_name: str, extra_env: dict):
+    """A Jupyter kernel manager whose kernel gets `extra_env` (CUDA_VISIBLE_DEVICES pins a
+    training to its GPUs): papermill has no per-run environment, but passes `km` through."""
+    from jupyter_client.manager import KernelManager
+
+    class _EnvKernelManager(KernelManager):
+        def start_kernel(self, **kw):
+            kw["env"] = {**os.environ, **kw.get("env", {}), **extra_env}
+            return super().start_kernel(**kw)
+
+    return _EnvKernelManager(kernel_name=kernel_name)
+
+
 class Step:
     """One papermill run with its stamp (parameters + inputs) for skipping."""
 
@@ -87,7 +104,8 @@ class Step:
         return (self.done.exists() and self.stamp_file.is_file()
                 and json.loads(self.stamp_file.read_text()) == json.loads(json.dumps(self.stamp, default=str)))
 
-    def run(self, force: bool, log) -> dict:
+    def run(self, force: bool, log, env: dict | None = None) -> dict:
+        """Execute the notebook (unless fresh); `env` adds to the kernel's environment."""
         import papermill as pm
         if not force and self.fresh():
             log(f"[skip] {self.name}: unchanged ({self.out_nb})")
@@ -96,14 +114,18 @@ class Step:
         t0 = time.time()
         self.out_nb.parent.mkdir(parents=True, exist_ok=True)
         self.stamp_file.unlink(missing_ok=True)
+        km = EnvKernelManager(kernel_name=KERNEL, extra_env=env or {})
         try:
             pm.execute_notebook(str(paths.NOTEBOOKS / f"{self.notebook}.ipynb"), str(self.out_nb),
                                 parameters=self.parameters, kernel_name=KERNEL, cwd=str(paths.NOTEBOOKS),
-                                log_output=True, progress_bar=False)
+                                log_output=True, progress_bar=False, km=km)
         except Exception as e:  # papermill's execution error carries the failing cell's error
             error = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
             log(f"[FAIL] {self.name}: {error}\n       notebook: {self.out_nb}")
             return {"step": self.name, "status": "failed", "error": error, "notebook": str(self.out_nb)}
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel()   # nbclient leaves a kernel it did not start running
         self.stamp_file.write_text(json.dumps(self.stamp, indent=1, default=str))
         log(f"[done] {self.name} in {time.time() - t0:.0f} s")
         return {"step": self.name, "status": "done", "seconds": round(time.time() - t0, 1),
@@ -123,31 +145,70 @@ def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
         return status
     data = root / "data"
     data_inputs = files_digest([data / f for f in ("train.txt", "val.txt", "test.txt", "classes.json")])
-    trained = []
+    gpus = schedule.resolve_gpus(cfg["gpus"])
+    slot_list = schedule.slots(gpus, cfg["strategy"])
+    ddp = {"nproc": len(gpus)} if cfg["strategy"] == "ddp" and len(gpus) > 1 else {}
+    steps, resolved, trained = [], [], []
     for model in cfg["models"]:
         for seed in cfg["seeds"]:
             run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None)
-            nb_params = {**common, "model": model, "seed": seed, "profile": cfg["profile"], **cfg["train"]}
+            nb_params = {**common, "model": model, "seed": seed, "profile": cfg["profile"], **ddp, **cfg["train"]}
             # the stamp holds the settings as resolved from params/ files, so an edited
             # profile or model file re-runs the training that depends on it
             try:
-                resolved = digest(P.resolve_train(nb_params))
+                resolved.append(P.resolve_train(nb_params))
+                key = digest(resolved[-1])
             except P.ParamError as e:
-                resolved = f"unresolvable: {e}"   # the notebook will fail with this message
-            step = Step(f"train {model} seed {seed} ({target})", "train", run_dir / "train.ipynb",
-                        nb_params, data_inputs + resolved, run_dir / "metrics.json")
-            st = step.run(force, log)
-            status.append(st)
-            (run_dir / "error.json").unlink(missing_ok=True)
-            if st["status"] == "failed":
-                run_dir.mkdir(parents=True, exist_ok=True)
-                (run_dir / "error.json").write_text(json.dumps({"error": st["error"], "notebook": st["notebook"]}))
+                resolved.append(None)
+                key = f"unresolvable: {e}"   # the notebook will fail with this message
+            steps.append(Step(f"train {model} seed {seed} ({target})", "train", run_dir / "train.ipynb",
+                              nb_params, data_inputs + key, run_dir / "metrics.json"))
             trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
+    status += train_all(steps, resolved, slot_list, force, log)
     ev = Step(f"evaluate ({target})", "evaluate", root / "evaluation" / "evaluate.ipynb",
               {**common, "models": cfg["models"], **cfg["evaluate"]}, files_digest(trained) + code_digest(),
               root / "evaluation" / "summary.csv")
     status.append(ev.run(force, log))
     return status
+
+
+def train_all(steps: list, resolved: list, slot_list: list, force: bool, log) -> list[dict]:
+    """Run the training steps on the slots (schedule.run): longest first when several slots
+    share them, each pinned to its GPUs. A finished model (fresh stamp) is skipped; a killed
+    one resumes from its last checkpoint (train.resume_or_clear)."""
+    costs = [1.0] * len(steps)
+    todo = [i for i, st in enumerate(steps) if force or not st.fresh()]
+    if len(slot_list) > 1 and len(todo) > 1:
+        costs = [estimate(resolved[i]) if i in todo else 0.0 for i in range(len(steps))]
+        pl = schedule.plan([costs[i] for i in todo], len(slot_list))
+        log(f"[plan] {len(todo)} trainings on {len(slot_list)} GPUs, longest first (GFLOPs x epochs): "
+            f"predicted makespan {100 * pl['over_per_slot']:.1f}% over total work / {len(slot_list)}")
+
+    def start(i: int, slot: list) -> dict:
+        if slot and i in todo:
+            log(f"[gpu ] {steps[i].name} on GPU {','.join(slot)}")
+        return steps[i].run(force, log, env=schedule.env(slot))
+
+    results, _ = schedule.run(costs, slot_list, start, log)
+    status = []
+    for st, s in zip(steps, results):
+        if isinstance(s, Exception):
+            s = {"step": st.name, "status": "failed", "error": f"{type(s).__name__}: {s}", "notebook": str(st.out_nb)}
+        run_dir = st.done.parent
+        (run_dir / "error.json").unlink(missing_ok=True)
+        if s["status"] == "failed":
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.json").write_text(json.dumps({"error": s["error"], "notebook": s["notebook"]}))
+        status.append(s)
+    return status
+
+
+def estimate(p: dict | None) -> float:
+    """A training's cost for ordering; 0 when its model cannot be built (it will fail fast)."""
+    try:
+        return schedule.job_cost(p) if p else 0.0
+    except Exception:
+        return 0.0
 
 
 def run(cfg: dict, force: bool = False, log=print) -> list[dict]:

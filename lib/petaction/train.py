@@ -6,10 +6,15 @@
 Writes results/<study>/models/<model>/seed<k>/: config.py (resolved, runnable by
 mmaction2's tools/train.py), params.json, provenance.json, log.csv (per epoch),
 best checkpoint, test_scores.npz/.csv (per-clip scores, all classes), metrics.json.
+
+A training killed before it finished resumes from its last checkpoint when the same command
+runs again (same settings and data, see resume_or_clear); with nproc > 1 it runs under
+torchrun as DistributedDataParallel (see launch).
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import pickle
 import time
@@ -18,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import mmcompat, mmconfig, paths, provenance  # noqa: F401  (mmcompat first: fixes mmaction import)
+from . import launch
 
 
 def data_dir(study: str, target: str, results_dir=None) -> Path:
@@ -63,7 +69,7 @@ def save_scores(run: Path, data: Path, class_names: list[str]) -> dict:
 def clear_checkpoints(run: Path) -> None:
     """Remove the checkpoints an earlier training of this run left: a re-run must never select
     or test a stale one (``best_*_epoch_8.pth`` of the last run sorts after ``..._16.pth``)."""
-    for f in (*run.glob("*.pth"), run / "last_checkpoint", run / "checkpoints.sha256"):
+    for f in (*run.glob("*.pth"), *run.glob("*.tmp"), run / "last_checkpoint", run / "checkpoints.sha256"):
         f.unlink(missing_ok=True)
 
 
@@ -78,30 +84,84 @@ def best_checkpoint(run: Path, runner=None) -> Path:
     return found[0]
 
 
-def run(p: dict) -> dict:
-    """Train, select on val, test once. `p` is the output of params.resolve_train."""
-    from mmengine.runner import Runner
+ATTEMPT = "attempt.key"   # the resolved settings and data of the training that wrote this folder
 
+
+def attempt_key(p: dict, data: Path) -> str:
+    """Resolved parameters + the data lists' content: equal keys mean the same training."""
+    h = hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode())
+    h.update(provenance.files_digest([data / f for f in ("train.txt", "val.txt", "test.txt", "classes.json")]).encode())
+    return h.hexdigest()[:16]
+
+
+def resume_or_clear(run: Path, key: str) -> bool:
+    """Resume (True) only an unfinished attempt (no metrics.json) of the same settings and data
+    whose last checkpoint is one this study wrote; otherwise clear the old checkpoints, so a
+    re-run never selects or tests a stale one. mmengine itself resumes, from last_checkpoint."""
+    last = run / "last_checkpoint"
+    ckpt = Path(last.read_text().strip()) if last.is_file() else None
+    same = (run / ATTEMPT).is_file() and (run / ATTEMPT).read_text().strip() == key
+    if same and not (run / "metrics.json").exists() and ckpt and ckpt.is_file() and mmcompat.is_trusted(ckpt):
+        return True
+    clear_checkpoints(run)
+    return False
+
+
+def run(p: dict, log=print) -> dict:
+    """Train, select on val, test once. `p` is the output of params.resolve_train.
+    In this process, or through torchrun when nproc x nnodes > 1 (see launch)."""
+    if (p.get("model_cfg") or {}).get("type") == "FastRCNN":   # box-level: whole frames + RoI
+        from . import detection
+        return detection.run(p)
     t0 = time.time()
     data = data_dir(p["study"], p["target"], p["results_dir"] or None)
-    meta = json.loads((data / "classes.json").read_text())
-    class_names = meta["classes"]
+    class_names = json.loads((data / "classes.json").read_text())["classes"]
     train_counts = np.bincount([r[2] for r in read_split(data, "train")], minlength=len(class_names))
     out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None)
     out.mkdir(parents=True, exist_ok=True)
-    clear_checkpoints(out)
     cfg = mmconfig.build(p, data, out, class_names, train_counts.tolist())
+    launch.adapt(cfg, p)
+    key = attempt_key(p, data)
+    resume = resume_or_clear(out, key)
+    if resume:
+        log(f"resuming an interrupted training of the same settings from {(out / 'last_checkpoint').read_text()}")
     cfg.dump(str(out / "config.py"))
     (out / "params.json").write_text(json.dumps(p, indent=1))
     (out / "provenance.json").write_text(json.dumps(provenance.collect(), indent=1))
+    (out / ATTEMPT).write_text(key)
     (out / "metrics.json").unlink(missing_ok=True)   # present only once this run has finished
+    if not launch.distributed(p):
+        return fit(cfg, p, out, resume, t0)
+    launch.run_torchrun(p, out, resume, log)
+    return json.loads((out / "metrics.json").read_text())
 
+
+def worker(out: Path, resume: bool, launcher: str) -> None:
+    """One process of a distributed training (python -m petaction.launch)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(out / "config.py"))
+    cfg.launcher = launcher
+    fit(cfg, json.loads((out / "params.json").read_text()), out, resume, time.time())
+
+
+def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
+    """mmengine's Runner: train (resuming when asked), test the best checkpoint; the main
+    process writes the scores and metrics.json."""
+    from mmengine.dist import barrier, get_world_size, is_main_process
+    from mmengine.runner import Runner
+
+    cfg.resume, cfg.load_from = resume, None   # resume: mmengine reads work_dir/last_checkpoint
     runner = Runner.from_cfg(cfg)
     runner.train()
+    barrier()   # the main process has recorded the best checkpoint's hash before others load it
     train_s = time.time() - t0
     best = best_checkpoint(out, runner)
     runner.load_checkpoint(str(best))   # a checkpoint this run wrote: see mmcompat
     test_metrics = runner.test()
+    if not is_main_process():
+        return {}
+    data = data_dir(p["study"], p["target"], p["results_dir"] or None)
+    class_names = json.loads((data / "classes.json").read_text())["classes"]
     scores = save_scores(out, data, class_names)
     metrics = {
         "model": p["model"], "seed": p["seed"], "target": p["target"], "profile": p["profile"],
@@ -109,6 +169,7 @@ def run(p: dict) -> dict:
         "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
         "n_test": scores["n_test"], "train_time_s": round(train_s, 1),
         "wall_time_s": round(time.time() - t0, 1), "classes": class_names,
+        "processes": get_world_size(), "resumed": resume,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics

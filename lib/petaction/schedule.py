@@ -1,0 +1,125 @@
+"""Which training runs where: the study's GPUs, its strategy, and a longest-first schedule.
+
+    gpus: auto          every GPU torch sees ([] on a CPU-only machine: one process, in turn)
+    strategy: parallel  one model per GPU, the rest queued; each papermill run is pinned to its
+                        GPU with CUDA_VISIBLE_DEVICES. A GPU that frees takes the costliest job
+                        still waiting (longest processing time first, LPT).
+    strategy: ddp       one model at a time on all GPUs: the train notebook runs torchrun with
+                        nproc = number of GPUs (DistributedDataParallel, see launch).
+
+The same code places jobs whether the slots are real GPUs, a fake list on a CPU machine
+(tests, benchmarks/schedule.py) or a Slurm allocation (ddp: one slot, many nodes).
+Cost estimate of one training: GFLOPs per training clip (mmengine's FlopAnalyzer on the
+resolved architecture and input) x epochs; the study's models share one training set, so
+this orders and balances them (the absolute seconds come from the box).
+"""
+from __future__ import annotations
+
+import heapq
+import queue
+import threading
+import time
+
+from .params import ParamError
+
+STRATEGIES = ("parallel", "ddp")
+
+
+def resolve_gpus(gpus) -> list[str]:
+    """'auto' -> every visible GPU; an int n -> GPUs 0..n-1; a list or '0,1' -> those ids."""
+    if gpus == "auto":
+        import torch
+        return [str(i) for i in range(torch.cuda.device_count())]
+    if isinstance(gpus, bool):
+        raise ParamError(f"gpus must be auto, a count or a list of GPU ids (got {gpus!r})")
+    if isinstance(gpus, int) and gpus >= 0:
+        return [str(i) for i in range(gpus)]
+    if isinstance(gpus, str):
+        gpus = [g for g in gpus.split(",") if g.strip()]
+    if isinstance(gpus, list) and all(str(g).strip().isdigit() for g in gpus):
+        return [str(g).strip() for g in gpus]
+    raise ParamError(f"gpus must be auto, a count or a list of GPU ids (got {gpus!r})")
+
+
+def slots(gpus: list[str], strategy: str) -> list[list[str]]:
+    """The GPU sets jobs run on: one per GPU (parallel), all together (ddp), or the CPU."""
+    if strategy not in STRATEGIES:
+        raise ParamError(f"strategy {strategy!r} is not valid; choose one of {list(STRATEGIES)}")
+    if not gpus:
+        return [[]]
+    return [[g] for g in gpus] if strategy == "parallel" else [list(gpus)]
+
+
+def env(slot: list[str]) -> dict:
+    """Environment for a job on `slot`: only its GPUs are visible (nothing set on the CPU)."""
+    return {"CUDA_VISIBLE_DEVICES": ",".join(slot)} if slot else {}
+
+
+def gflops_per_clip(p: dict) -> float:
+    """Forward GFLOPs of one training clip for resolved train parameters."""
+    from mmengine.registry import init_default_scope
+
+    from . import cost, mmcompat, mmconfig
+    mmcompat.install_drn_standin()   # before mmaction's registry import (idempotent)
+    from mmaction.registry import MODELS
+    init_default_scope("mmaction")
+    model = MODELS.build(mmconfig.model_dict(p, num_classes=12)).eval()
+    return cost.gflops(model, cost.clip_input(p))
+
+
+def job_cost(p: dict) -> float:
+    """Relative cost of one training: GFLOPs per clip x epochs."""
+    return gflops_per_clip(p) * p["epochs"]
+
+
+def lpt_order(costs: list[float]) -> list[int]:
+    """Job indices, costliest first (ties keep the given order)."""
+    return sorted(range(len(costs)), key=lambda i: -costs[i])
+
+
+def plan(costs: list[float], n_slots: int) -> dict:
+    """The schedule run() produces when each job takes its cost: LPT list scheduling, each
+    job on the slot that frees first. Returns per-job (slot, start, end), the makespan and
+    total / n_slots, the makespan of a perfect split (no schedule beats it)."""
+    free = [(0.0, s) for s in range(n_slots)]
+    placed = {}
+    for i in lpt_order(costs):
+        t, s = heapq.heappop(free)
+        placed[i] = (s, t, t + costs[i])
+        heapq.heappush(free, (t + costs[i], s))
+    makespan = max((e for _, _, e in placed.values()), default=0.0)
+    total = sum(costs)
+    bound = total / n_slots
+    return {"jobs": [placed[i] for i in range(len(costs))], "makespan": makespan, "total": total,
+            "per_slot": bound, "over_per_slot": makespan / bound - 1 if bound else 0.0}
+
+
+def run(costs: list[float], slot_list: list[list[str]], start, log=print) -> tuple[list, list]:
+    """Run jobs 0..n-1 on the slots: one thread per slot takes the costliest waiting job and
+    calls start(job, slot); returns (results in job order, measured (slot, start, end) each)."""
+    waiting = queue.Queue()
+    for i in lpt_order(costs):
+        waiting.put(i)
+    results, timeline = [None] * len(costs), [None] * len(costs)
+    t0 = time.perf_counter()
+
+    def worker(s: int) -> None:
+        while True:
+            try:
+                i = waiting.get_nowait()
+            except queue.Empty:
+                return
+            begin = time.perf_counter() - t0
+            try:
+                results[i] = start(i, slot_list[s])
+            except Exception as e:   # one failed job must not stop the slot
+                log(f"[FAIL] job {i}: {type(e).__name__}: {e}")
+                results[i] = e
+            timeline[i] = (s, begin, time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in range(len(slot_list))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, timeline

@@ -1,0 +1,56 @@
+"""DDP on CPU: two gloo processes under torchrun, started the way the train notebook does."""
+import json
+
+import pandas as pd
+import pytest
+
+from petaction import launch
+from petaction import params as P
+from petaction import train
+
+
+def tiny_params(tiny_data, **kw):
+    results, study, _ = tiny_data
+    return P.resolve_train({"model": "tsn", "profile": "tiny", "study": study, "results_dir": str(results), **kw})
+
+
+@pytest.mark.slow
+def test_two_process_gloo_training(tiny_data):
+    p = tiny_params(tiny_data, seed=11, nproc=2)
+    lines = []
+    m = train.run(p, log=lines.append)
+    run = tiny_data[0] / "tiny" / "models" / "tsn" / "seed11"
+    assert m["processes"] == 2 and not m["resumed"]
+    assert json.loads((run / "metrics.json").read_text())["test"] == m["test"]
+    assert any("torch.distributed.run" in line and "--nproc_per_node 2" in line for line in lines)
+    assert (run / "torchrun.log").is_file()
+    log = pd.read_csv(run / "log.csv")           # one writer: the main process
+    assert list(log["epoch"]) == [1] and log["val_top1"].between(0, 1).all()
+    assert m["n_test"] == len(train.read_split(tiny_data[2], "test"))   # every test clip, in order
+    cfg = (run / "config.py").read_text()
+    assert "PetDistributedDataParallel" in cfg and "'gloo'" in cfg
+    assert "batch_size=2" in cfg.replace(" ", "")   # the global batch of 4, split over 2 processes
+
+
+def test_settings_this_machine_cannot_honour_are_errors():
+    p = P.resolve_train({"model": "tsn", "profile": "tiny", "nproc": 3})
+    with pytest.raises(P.ParamError, match="does not split over 3 processes"):
+        launch.check(p)
+    with pytest.raises(P.ParamError, match="amp: true needs a CUDA GPU"):
+        launch.check(dict(p, nproc=1, amp=True))
+    with pytest.raises(P.ParamError, match="nproc must be a positive"):
+        launch.check(dict(p, nproc=0))
+
+
+def test_torchrun_command_one_box_and_slurm(tmp_path):
+    p = P.resolve_train({"model": "tsn", "profile": "tiny", "nproc": 4})
+    cmd = launch.torchrun_command(p, tmp_path, resume=True, env={})
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--nproc_per_node", "4"] and "--standalone" in cmd
+    assert cmd[-3:] == ["petaction.launch", str(tmp_path), "--resume"]
+    with pytest.raises(P.ParamError, match="needs a Slurm allocation"):
+        launch.torchrun_command(dict(p, nnodes=2), tmp_path, False, env={})
+    cmd = launch.torchrun_command(dict(p, nnodes=2), tmp_path, False, env={"SLURM_JOB_ID": "77"}, head="node1")
+    assert cmd[:4] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    joined = " ".join(cmd)
+    assert "--nnodes 2" in joined and "--rdzv_endpoint node1:29400" in joined and "--rdzv_id 77" in joined
+    assert "--standalone" not in cmd

@@ -1,0 +1,84 @@
+"""Kill a training mid-epoch (SIGKILL) and run the same command again: it resumes from the
+last checkpoint and ends with the metrics of a run never stopped."""
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from petaction import mmcompat
+from petaction import params as P
+from petaction import train
+
+EPOCHS = 2
+
+
+def command(results, model="tsn", seed=5):
+    return [sys.executable, "-m", "petaction", "train", "-p", "model", model, "-p", "profile", "tiny",
+            "-p", "study", "tiny", "-p", "results_dir", str(results), "-p", "seed", str(seed),
+            "-p", "epochs", str(EPOCHS)]
+
+
+def wait_for_validated_epoch(run, proc, timeout=240):
+    """Epoch 1 trained, validated and its checkpoints recorded (3 hashes: epoch_1, best, and
+    epoch_1 again with the validation's best score): training is in epoch 2."""
+    t0 = time.time()
+    manifest = run / mmcompat.TRUST_FILE
+    while time.time() - t0 < timeout:
+        assert proc.poll() is None, "training ended before it could be killed"
+        if manifest.is_file() and len(manifest.read_text().splitlines()) >= 3:
+            return
+        time.sleep(0.2)
+    raise TimeoutError("no validated epoch")
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_metrics(tiny_data, tmp_path):
+    results, _, data = tiny_data
+    shutil.copytree(data, tmp_path / "tiny" / "data")          # a second study folder, same data
+    whole = train.run(P.resolve_train({"model": "tsn", "profile": "tiny", "study": "tiny", "seed": 5,
+                                       "epochs": EPOCHS, "results_dir": str(tmp_path)}), log=lambda *_: None)
+    run = results / "tiny" / "models" / "tsn" / "seed5"
+    proc = subprocess.Popen(command(results), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_validated_epoch(run, proc)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert not (run / "metrics.json").exists()
+    assert list(pd.read_csv(run / "log.csv")["epoch"]) == [1]    # killed inside epoch 2
+    again = subprocess.run(command(results), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert resumed["resumed"] and not whole["resumed"]
+    assert resumed["test"] == whole["test"] and resumed["best_checkpoint"] == whole["best_checkpoint"]
+    assert list(pd.read_csv(run / "log.csv")["epoch"]) == [1, 2]
+
+
+def test_resume_only_the_same_unfinished_training(tmp_path):
+    """Same settings and data, unfinished, a checkpoint we wrote: resume. Anything else: clear."""
+    import torch
+    ckpt = tmp_path / "epoch_1.pth"
+
+    def attempt(key="k", finished=False, trusted=True):
+        for f in tmp_path.iterdir():
+            f.unlink()
+        torch.save({"state_dict": {}}, ckpt)
+        (tmp_path / "best_acc_top1_epoch_1.pth").write_bytes(ckpt.read_bytes())
+        (tmp_path / "last_checkpoint").write_text(str(ckpt))
+        if trusted:
+            mmcompat.record_checkpoint(ckpt)
+        (tmp_path / train.ATTEMPT).write_text(key)
+        if finished:
+            (tmp_path / "metrics.json").write_text("{}")
+
+    attempt()
+    assert train.resume_or_clear(tmp_path, "k") and ckpt.exists()
+    for kw in ({"key": "other"}, {"finished": True}, {"trusted": False}):
+        attempt(**kw)
+        assert not train.resume_or_clear(tmp_path, "k"), kw
+        assert not list(tmp_path.glob("*.pth")) and not (tmp_path / "last_checkpoint").exists()

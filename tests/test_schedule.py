@@ -1,0 +1,120 @@
+"""The study's GPU scheduler with a fake GPU list: placement, pinning, longest first."""
+import threading
+import time
+
+import pytest
+
+from petaction import params as P
+from petaction import schedule, study
+
+
+def test_gpus_and_strategy_are_checked():
+    assert schedule.resolve_gpus(4) == ["0", "1", "2", "3"]
+    assert schedule.resolve_gpus("0,2") == ["0", "2"] and schedule.resolve_gpus([1, 3]) == ["1", "3"]
+    assert schedule.resolve_gpus([]) == [] and schedule.resolve_gpus(0) == []
+    with pytest.raises(P.ParamError, match="gpus must be auto"):
+        schedule.resolve_gpus("all")
+    assert schedule.slots(["0", "1"], "parallel") == [["0"], ["1"]]
+    assert schedule.slots(["0", "1"], "ddp") == [["0", "1"]]
+    assert schedule.slots([], "parallel") == [[]]          # CPU only: one process, in turn
+    with pytest.raises(P.ParamError, match="choose one of"):
+        study.load_study(None, {"strategy": "fast"})
+    assert schedule.env(["0", "1"]) == {"CUDA_VISIBLE_DEVICES": "0,1"} and schedule.env([]) == {}
+
+
+def test_lpt_plan_balances_the_full_profile_shape():
+    # nine jobs shaped like the full study (GFLOPs x epochs, arbitrary units): LPT on 4 slots
+    costs = [330, 329, 627, 315, 2175, 290, 103, 1083, 980]
+    pl = schedule.plan(costs, 4)
+    assert pl["total"] == sum(costs) and pl["per_slot"] == sum(costs) / 4
+    assert pl["makespan"] >= max(costs)
+    by_slot = {}
+    for i, (s, b, e) in enumerate(pl["jobs"]):
+        assert e - b == costs[i]
+        by_slot.setdefault(s, []).append((b, e))
+    for spans in by_slot.values():                        # one job at a time per slot
+        spans.sort()
+        assert all(e1 <= b2 for (_, e1), (b2, _) in zip(spans, spans[1:]))
+    assert pl["jobs"][costs.index(max(costs))][1] == 0     # the costliest starts at once
+    # one huge job bounds any schedule: the plan then equals it
+    assert schedule.plan([10, 1, 1, 1], 4)["makespan"] == 10
+
+
+def test_run_on_fake_gpus_matches_the_plan():
+    costs = [3, 1, 2, 2, 1, 3]
+    unit = 0.05
+    seen, busy, lock = [], set(), threading.Lock()
+
+    def start(i, slot):
+        with lock:
+            assert slot[0] not in busy, "two jobs on one GPU"
+            busy.add(slot[0])
+            seen.append((i, schedule.env(slot)["CUDA_VISIBLE_DEVICES"]))
+        time.sleep(costs[i] * unit)
+        with lock:
+            busy.discard(slot[0])
+        return {"status": "done", "job": i}
+
+    gpus = schedule.resolve_gpus("0,1,2")
+    t0 = time.perf_counter()
+    results, timeline = schedule.run(costs, schedule.slots(gpus, "parallel"), start)
+    wall = time.perf_counter() - t0
+    assert [r["job"] for r in results] == list(range(len(costs)))
+    assert {g for _, g in seen} == {"0", "1", "2"}
+    assert sorted(i for i, _ in seen[:3]) in ([0, 2, 5], [0, 3, 5])   # the three costliest first
+    predicted = schedule.plan(costs, 3)["makespan"] * unit
+    assert predicted <= wall < predicted + 0.25
+    assert all(end - begin >= costs[i] * unit for i, (_, begin, end) in enumerate(timeline))
+
+
+def test_a_failing_job_does_not_stop_its_gpu():
+    def start(i, slot):
+        if i == 0:
+            raise RuntimeError("boom")
+        return i
+    results, _ = schedule.run([5, 1, 1], [["0"]], start, log=lambda *_: None)
+    assert isinstance(results[0], RuntimeError) and results[1:] == [1, 2]
+
+
+def test_study_pins_each_training_to_its_gpu(tmp_path, monkeypatch):
+    """run_target on two fake GPUs: every training step gets its own CUDA_VISIBLE_DEVICES;
+    with ddp one step at a time gets both and nproc 2."""
+    (tmp_path / "s" / "data").mkdir(parents=True)
+    for f in ("train.txt", "val.txt", "test.txt", "classes.json"):
+        (tmp_path / "s" / "data" / f).write_text("x")
+    calls = []
+
+    def fake_run(self, force, log, env=None):
+        calls.append((self.name, self.parameters.get("nproc"), (env or {}).get("CUDA_VISIBLE_DEVICES")))
+        time.sleep(0.2)
+        return {"step": self.name, "status": "done", "notebook": str(self.out_nb)}
+
+    monkeypatch.setattr(study.Step, "run", fake_run)
+    monkeypatch.setattr(schedule, "job_cost", lambda p: {"tsn": 3.0, "tsm": 2.0, "x3d": 1.0}[p["model"]])
+    base = {"study": "s", "results_dir": str(tmp_path), "profile": "tiny", "models": ["x3d", "tsm", "tsn"]}
+    study.run_target(study.load_study(None, {**base, "gpus": [0, 1]}), "action", False, lambda *_: None)
+    train = [c for c in calls if c[0].startswith("train")]
+    assert [c[0].split()[1] for c in train[:2]] == ["tsn", "tsm"]      # longest first
+    assert {c[2] for c in train} == {"0", "1"} and all(c[1] is None for c in train)
+    calls.clear()
+    study.run_target(study.load_study(None, {**base, "gpus": [0, 1], "strategy": "ddp"}), "action", False,
+                     lambda *_: None)
+    train = [c for c in calls if c[0].startswith("train")]
+    assert [c[1:] for c in train] == [(2, "0,1")] * 3
+
+
+def test_kernel_gets_the_pinned_environment(tmp_path):
+    """papermill has no per-run environment: the kernel manager study passes adds it."""
+    import nbformat
+    import papermill as pm
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os; print(os.environ.get('CUDA_VISIBLE_DEVICES'))")]
+    nb.metadata["kernelspec"] = {"name": study.KERNEL, "display_name": study.KERNEL, "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    km = study.EnvKernelManager(study.KERNEL, schedule.env(["3"]))
+    try:
+        out = pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name=study.KERNEL,
+                                  km=km, progress_bar=False)
+    finally:
+        km.shutdown_kernel()
+    assert out.cells[0].outputs[0]["text"].strip() == "3"
