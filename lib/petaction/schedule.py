@@ -16,6 +16,7 @@ this orders and balances them (the absolute seconds come from the box).
 from __future__ import annotations
 
 import heapq
+import os
 import queue
 import threading
 import time
@@ -25,15 +26,23 @@ from .params import ParamError
 STRATEGIES = ("parallel", "ddp")
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs torch sees, by the ids CUDA_VISIBLE_DEVICES gives them (Slurm sets it)."""
+    import torch
+    n = torch.cuda.device_count()
+    listed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return listed[:n] if len(listed) >= n else [str(i) for i in range(n)]
+
+
 def resolve_gpus(gpus) -> list[str]:
-    """'auto' -> every visible GPU; an int n -> GPUs 0..n-1; a list or '0,1' -> those ids."""
+    """'auto' -> every visible GPU; an int n -> the first n; a list or '0,1' -> those ids."""
     if gpus == "auto":
-        import torch
-        return [str(i) for i in range(torch.cuda.device_count())]
+        return visible_gpus()
     if isinstance(gpus, bool):
         raise ParamError(f"gpus must be auto, a count or a list of GPU ids (got {gpus!r})")
-    if isinstance(gpus, int) and gpus >= 0:
-        return [str(i) for i in range(gpus)]
+    if isinstance(gpus, int) and gpus >= 0:   # the first n visible ones (0..n-1 when fewer: a fake list)
+        visible = visible_gpus()
+        return visible[:gpus] if len(visible) >= gpus else [str(i) for i in range(gpus)]
     if isinstance(gpus, str):
         gpus = [g for g in gpus.split(",") if g.strip()]
     if isinstance(gpus, list) and all(str(g).strip().isdigit() for g in gpus):
@@ -50,9 +59,12 @@ def slots(gpus: list[str], strategy: str) -> list[list[str]]:
     return [[g] for g in gpus] if strategy == "parallel" else [list(gpus)]
 
 
-def env(slot: list[str]) -> dict:
-    """Environment for a job on `slot`: only its GPUs are visible (nothing set on the CPU)."""
-    return {"CUDA_VISIBLE_DEVICES": ",".join(slot)} if slot else {}
+def env(slot: list[str], visible: list[str] | None = None) -> dict:
+    """Environment for a job on `slot`: only its GPUs are visible. Nothing is set for the CPU
+    or for a slot of every visible GPU (ddp; under srun, Slurm sets each node's own)."""
+    if not slot or slot == visible:
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": ",".join(slot)}
 
 
 def gflops_per_clip(p: dict) -> float:

@@ -184,10 +184,12 @@ def train_all(steps: list, resolved: list, slot_list: list, force: bool, log) ->
         log(f"[plan] {len(todo)} trainings on {len(slot_list)} GPUs, longest first (GFLOPs x epochs): "
             f"predicted makespan {100 * pl['over_per_slot']:.1f}% over total work / {len(slot_list)}")
 
+    visible = schedule.visible_gpus() if any(slot_list) else []
+
     def start(i: int, slot: list) -> dict:
         if slot and i in todo:
             log(f"[gpu ] {steps[i].name} on GPU {','.join(slot)}")
-        return steps[i].run(force, log, env=schedule.env(slot))
+        return steps[i].run(force, log, env=schedule.env(slot, visible))
 
     results, _ = schedule.run(costs, slot_list, start, log)
     status = []
