@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/gpu_check.py                 # a GPU box: full profile, TSM-R50, 224 px
     .venv/bin/python benchmarks/gpu_check.py --tiny          # CPU: the tiny profile's lite TSM (a smoke test)
-    [--iters 60] [--warmup 10] [--data results/<study>/data] [--channels-last] [--out NAME]
+    [--iters 60] [--warmup 10] [--data results/<study>/data] [--channels-last] [--loader-only] [--out NAME]
 
 Reports, per variant (fp32; AMP with mmengine's AmpOptimWrapper, GPU only): clips per second,
 peak GPU memory (peak resident memory on CPU), and the share of step time spent waiting for
@@ -106,7 +106,8 @@ def tiny_data(tmp: Path, short_side: int) -> Path:
     return Path(info["data_dir"])
 
 
-def run(tiny: bool, iters: int, warmup: int, data: Path | None, channels_last: bool) -> dict:
+def run(tiny: bool, iters: int, warmup: int, data: Path | None, channels_last: bool,
+        loader_only: bool = False) -> dict:
     import torch
     over = {"model": "tsm", "profile": "tiny" if tiny else "full", "channels_last": channels_last}
     if tiny:
@@ -114,11 +115,13 @@ def run(tiny: bool, iters: int, warmup: int, data: Path | None, channels_last: b
     p = P.resolve_train(over)
     with tempfile.TemporaryDirectory() as tmp:
         data = data or tiny_data(Path(tmp), 32 if tiny else 256)
-        variants = [measure(dict(p, amp=False), data, iters, warmup)]
-        if torch.cuda.is_available():
-            variants.append(measure(dict(p, amp=True), data, iters, warmup))
-        else:
-            variants.append({"amp": True, "skipped": "mmengine's AmpOptimWrapper needs a GPU"})
+        variants = []
+        if not loader_only:
+            variants.append(measure(dict(p, amp=False), data, iters, warmup))
+            if torch.cuda.is_available():
+                variants.append(measure(dict(p, amp=True), data, iters, warmup))
+            else:
+                variants.append({"amp": True, "skipped": "mmengine's AmpOptimWrapper needs a GPU"})
         rate = loader_rate(p, data)
     workers = max(p["num_workers"], 1)
     return {"model": "tsm", "profile": p["profile"], "backbone_depth": 18 if p["lite"] else 50,
@@ -135,11 +138,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--warmup", type=int, default=10, help="iterations left out of the figures")
     ap.add_argument("--data", type=Path, help="a prepared data folder (results/<study>/data)")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--loader-only", action="store_true", help="only the CPU loader's rate (no training)")
     ap.add_argument("--out", default="gpu_check", help="benchmarks/results/<out>.json")
     a = ap.parse_args(argv)
     if a.iters <= a.warmup:
         ap.error("--iters must exceed --warmup")
-    res = run(a.tiny, a.iters, a.warmup, a.data, a.channels_last)
+    res = run(a.tiny, a.iters, a.warmup, a.data, a.channels_last, a.loader_only)
     for v in res["variants"]:
         if "skipped" in v:
             print(f"amp={v['amp']}: skipped ({v['skipped']})")

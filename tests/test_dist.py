@@ -54,3 +54,26 @@ def test_torchrun_command_one_box_and_slurm(tmp_path):
     joined = " ".join(cmd)
     assert "--nnodes 2" in joined and "--rdzv_endpoint node1:29400" in joined and "--rdzv_id 77" in joined
     assert "--standalone" not in cmd
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "parallel"])
+def test_slurm_script_runs_a_valid_study(tmp_path, strategy):
+    """tools/slurm_train.sbatch, with python replaced by a stub that prints its arguments:
+    the study parameters it passes load (gpus, strategy, nnodes, prepare)."""
+    import os
+    import subprocess
+    from petaction import study
+    from petaction.__main__ import parse_pairs
+    from petaction.paths import REPO
+    stub = tmp_path / "py"
+    stub.write_text("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n")
+    stub.chmod(0o755)
+    env = dict(os.environ, PY=str(stub), SLURM_JOB_NUM_NODES="2", STRATEGY=strategy, SLURM_SUBMIT_DIR=str(REPO))
+    args = subprocess.run(["bash", str(REPO / "tools" / "slurm_train.sbatch")], env=env, capture_output=True,
+                          text=True, check=True).stdout.splitlines()
+    assert args[:4] == ["-m", "petaction", "study", "-f"]
+    pairs = [args[i + 1:i + 3] for i, a in enumerate(args) if a == "-p"]
+    cfg = study.load_study(REPO / args[4], parse_pairs(pairs))
+    assert cfg["strategy"] == strategy and cfg["gpus"] == "auto" and cfg["data_root"] == ""
+    assert cfg["prepare"]["short_side"] == 256 and cfg["profile"] == "full"
+    assert cfg["train"] == ({"nnodes": 2} if strategy == "ddp" else {})

@@ -6,6 +6,9 @@
 Each step is a papermill run of its notebook; the executed notebook is kept beside the
 step's outputs. A step whose parameters and inputs are unchanged is skipped (--force
 re-runs). A failed model does not stop the others; a failed step stops what depends on it.
+Trainings run on the study's GPUs (`gpus`, `strategy`: see schedule.py): one model per GPU
+longest first, or one at a time on all of them with DDP; on a CPU-only machine one at a time.
+A killed training resumes from its last checkpoint when the study runs again.
 """
 from __future__ import annotations
 
