@@ -71,3 +71,18 @@ def test_curve_verdicts():
     assert diagnose.verdict(diagnose.curve_facts(log([2.4, 1.8, 1.2, 0.8], [.2, .4, .5, .6]))) == "under-trained"
     assert diagnose.verdict(diagnose.curve_facts(log([2.4, 1.2, 0.6, 0.2, 0.1, 0.05], [.5, .6, .5, .5, .45, .45]))) == "overfitting"
     assert diagnose.verdict(diagnose.curve_facts(log([2.4, 1.0, 0.5, 0.48, 0.47, 0.47], [.3, .5, .6, .62, .61, .62]))) == "converged"
+
+
+def test_balance_comparison_pairs_only_runs_differing_in_balancing():
+    r = fake([0.7, 0.6], [0.5, 0.25])
+    r["summary"]["macro_f1"] = [0.5, 0.45]
+    base = {"lr": 0.002, "epochs": 16, "class_balance": "none"}
+    r["run_params"] = {"a": {**base, "model": "a"}, "b": {**base, "model": "b", "class_balance": "sampler"}}
+    r["paired"] = pd.DataFrame([{"model_a": "a", "model_b": "b", "n_clips": 14, "p_value": 0.5}])
+    assert report.balance_pairs(r) == [("a", "b")]
+    text = report.balance_comparison(r)
+    assert "b is a trained with class balancing by sampling: top-1 60.0% against 70.0%" in text
+    assert "not a significant difference" in text and "p = 0.500" in text
+    r["run_params"]["b"]["epochs"] = 8                # differs in more than balancing: no pair
+    assert report.balance_pairs(r) == []
+    assert "No run in this study differs" in report.balance_comparison(r)

@@ -46,3 +46,21 @@ def test_pareto_front():
     s = pd.DataFrame({"model": ["slow_good", "fast_bad", "dominated", "mid"], "top1": [0.9, 0.5, 0.4, 0.7],
                       "cpu_latency_ms": [100, 10, 50, 30]})
     assert cost.pareto_front(s) == ["fast_bad", "mid", "slow_good"]
+
+
+def test_peak_memory_sees_a_temporary_allocation():
+    from petaction import cost
+
+    def big():   # 200 MB touched, then freed: only the high-water mark remembers it
+        a = np.ones(200 * 2**20 // 8)
+        return float(a[-1])
+    peak = cost.peak_memory_mb(big)
+    if np.isnan(peak):
+        pytest.skip("this kernel offers no resettable peak RSS")
+    assert 150 < peak < 400
+    assert cost.peak_memory_mb(lambda: None) < 50   # the mark was reset, not carried over
+
+
+def test_throughput_counts_clips_per_second():
+    from petaction import cost
+    assert cost.throughput(lambda: time.sleep(0.02), batch=8) == pytest.approx(400, rel=0.3)

@@ -127,3 +127,15 @@ def test_action_and_emotion_in_one_study(tmp_path):
     finally:
         for suffix in ("html", "pdf"):
             (paths.REPO / "report" / f"tinyemo.{suffix}").unlink(missing_ok=True)
+
+
+def test_explore_notebook_browses_clips_and_mistakes(tiny_study, tmp_path):
+    import papermill as pm
+    out = tmp_path / "explore.ipynb"
+    pm.execute_notebook(str(paths.NOTEBOOKS / "explore.ipynb"), str(out), kernel_name=study.KERNEL,
+                        parameters={"study": "tinytest", "results_dir": tiny_study["cfg"]["results_dir"],
+                                    "split": "test"}, cwd=str(paths.NOTEBOOKS), progress_bar=False)
+    nb = json.loads(out.read_text())
+    images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2                                         # the clip with its labels, a gallery
+    assert any("test clips right" in "".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))

@@ -5,7 +5,9 @@ measure_run twice to check the figures repeat.
 
 For a finished run (the architecture of its saved ``config.py``): parameters,
 GFLOPs per clip (mmengine's FlopAnalyzer), CPU latency of one clip at batch 1 (median and 90th
-percentile over timed repeats, after warm-up, torch thread count recorded), and the
+percentile over timed repeats, after warm-up, torch thread count recorded), CPU throughput at a
+larger batch (clips/s), the peak memory a forward pass adds (batch 1 and the larger batch),
+GPU latency, throughput and memory where a GPU is present, and the
 real-time verdict: at ``update_hz`` predictions per second, a model keeps up when its
 90th-percentile latency fits in 1 / update_hz seconds; headroom is that budget over the latency.
 Latency covers the network only (frames already decoded and cropped), which the report states.
@@ -80,18 +82,74 @@ def gflops(model, x: torch.Tensor) -> float:
     return an.total() / 1e9
 
 
-def measure_run(run: Path, update_hz: float = 1.0, warmup: int = 3, repeats: int = 15) -> dict:
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_memory_mb(fn) -> float:
+    """Peak resident memory (MB) that fn() adds to the process: Linux's high-water mark
+    (VmHWM), reset first through /proc/self/clear_refs; NaN where the kernel does not offer it."""
+    import gc
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")   # 5: reset the peak RSS to the current RSS
+    except OSError:
+        return float("nan")
+    before = _status_kb("VmRSS")
+    fn()
+    peak = _status_kb("VmHWM")
+    return float("nan") if before is None or peak is None else max(peak - before, 0) / 1024.0
+
+
+def throughput(fn, batch: int, warmup: int = 2, repeats: int = 5) -> float:
+    """Clips per second of fn() processing ``batch`` clips (median of ``repeats`` timed calls)."""
+    return batch / (float(np.median(time_calls(fn, warmup, repeats))) / 1000.0)
+
+
+def gpu_figures(model, x: torch.Tensor, xb: torch.Tensor, warmup: int, repeats: int) -> dict:
+    """GPU latency (batch 1), throughput (batch of xb) and peak memory, where a GPU is present."""
+    if not torch.cuda.is_available():
+        return {}
+    model = model.cuda()
+    x, xb = x.cuda(), xb.cuda()
+
+    def run(inp):
+        model(inp)
+        torch.cuda.synchronize()   # kernels run asynchronously: time their completion
+    torch.cuda.reset_peak_memory_stats()
+    lat = latency_stats(time_calls(lambda: run(x), warmup, repeats))
+    out = {"gpu": torch.cuda.get_device_name(0), "gpu_latency_ms": lat["median_ms"], "gpu_latency_p90_ms": lat["p90_ms"],
+           "gpu_throughput_cps": throughput(lambda: run(xb), len(xb)),
+           "gpu_peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20}
+    model.cpu()
+    return out
+
+
+def measure_run(run: Path, update_hz: float = 1.0, warmup: int = 3, repeats: int = 15, batch: int = 8) -> dict:
+    """Cost of one run's architecture: size, FLOPs, CPU latency at batch 1 (the real-time case),
+    CPU throughput at ``batch`` clips per call, peak memory of each; GPU figures when present."""
     p = json.loads((run / "params.json").read_text())
     model = build_model(run)
-    x = clip_input(p)
+    x, xb = clip_input(p), clip_input(p, batch)
     with torch.no_grad():
         lat = latency_stats(time_calls(lambda: model(x), warmup, repeats))
         flops = gflops(model, x)
+        tput = throughput(lambda: model(xb), batch)
+        mem1, memb = peak_memory_mb(lambda: model(x)), peak_memory_mb(lambda: model(xb))
+        gpu = gpu_figures(model, x, xb, warmup, repeats)
     budget = 1000.0 / update_hz
     return {"model": p["model"], "seed": p["seed"], "params_m": sum(t.numel() for t in model.parameters()) / 1e6,
             "gflops": flops, "cpu_latency_ms": lat["median_ms"], "cpu_latency_p90_ms": lat["p90_ms"],
             "repeats": lat["repeats"], "warmup": warmup, "window_s": window_s(p), "update_hz": update_hz,
-            "realtime": bool(lat["p90_ms"] <= budget), "headroom": budget / lat["p90_ms"]}
+            "realtime": bool(lat["p90_ms"] <= budget), "headroom": budget / lat["p90_ms"],
+            "cpu_throughput_cps": tput, "throughput_batch": batch, "peak_mem_mb": mem1,
+            "peak_mem_batch_mb": memb, **gpu}
 
 
 def measure_runs(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: int = 15) -> pd.DataFrame:

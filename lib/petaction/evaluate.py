@@ -4,7 +4,8 @@
     python -m petaction evaluate --study default
 
 Writes results/<study>/[<target>/]evaluation/: summary.csv/.json (one row per model),
-runs.csv (one row per model and seed), per_class.csv, confusion_<model>.csv,
+runs.csv (one row per model and seed), per_class.csv, confusion_<model>.csv, confusions.csv
+(the best model's commonest mistakes, each with its most confident example clip),
 failed.csv (runs that did not finish, with their error) and PNG figures.
 """
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, diagnose, figures, metrics, paths, stats
+from . import cost, diagnose, explore, figures, metrics, paths, stats
 
-COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom"]
+COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom",
+                "cpu_throughput_cps", "peak_mem_mb"]
 
 METRIC_COLUMNS = ["top1", "top3", "top5", "mean_class_acc", "macro_f1", "top1_order_only"]
 
@@ -97,13 +99,20 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     diagnosis = diagnose.table(logs) if logs else pd.DataFrame()
     diagnosis.to_csv(out / "diagnosis.csv", index=False)
     best = summary.iloc[0]["model"]
+    best_run = first_seed[best]
+    confusions_df = explore.common_confusions(explore.predictions(study, best, int(best_run.name[4:]), target, results_dir))
+    confusions_df.insert(0, "model", best)
+    confusions_df.to_csv(out / "confusions.csv", index=False)
     figs = {
         "curves": figures.training_curves(logs, out / "curves.png") if logs else None,
         "confusion": figures.confusion(sum(confusions[best]), class_names,
                                        f"Confusion matrix, {best} (test)", out / "confusion_best.png"),
         "per_class": figures.per_class(per_class_df, out / "per_class.png"),
         "pareto": figures.pareto(summary, out / "pareto.png"),
+        "gallery": explore.gallery(root / "data", confusions_df, out / "confusion_gallery.png", id_col="example"),
     }
+    if figs["gallery"] is None:   # no mistakes: no gallery (and none left from an earlier evaluation)
+        (out / "confusion_gallery.png").unlink(missing_ok=True)
     return {"summary": summary, "runs": runs_df, "paired": paired, "failed": pd.DataFrame(failed), "per_class": per_class_df,
             "diagnosis": diagnosis, "cost": cost_df,
             "best": best, "figures": figs, "dir": out}

@@ -3,18 +3,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")  # headless by default; notebooks show the returned figures inline
+if "ipykernel" not in sys.modules:   # headless outside notebooks; a kernel keeps its inline backend,
+    matplotlib.use("Agg")            # which is what renders a displayed figure as a PNG
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def _save(fig, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save(fig, path: Path | None = None):
+    """Lay out, write the PNG (when a path is given) and close the figure: a notebook shows it
+    once, where it is displayed, not again when the cell ends."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
     return fig
 
 
@@ -27,7 +34,7 @@ def class_counts(summary_csv: Path, out: Path):
     ax.set_xlabel("")
     ratio = df["total"].max() / max(df["total"].min(), 1)
     ax.set_title(f"Clips per class and split (largest:smallest = {ratio:.1f}:1)")
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def training_curves(logs: dict[str, pd.DataFrame], out: Path):
@@ -39,7 +46,7 @@ def training_curves(logs: dict[str, pd.DataFrame], out: Path):
     a1.set(xlabel="epoch", ylabel="val top-1", ylim=(0, 1.02), title="Validation accuracy")
     a2.set(xlabel="epoch", ylabel="loss", title="Training loss")
     a1.legend(fontsize=7)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def confusion(matrix: np.ndarray, class_names: list[str], title: str, out: Path):
@@ -55,7 +62,7 @@ def confusion(matrix: np.ndarray, class_names: list[str], title: str, out: Path)
                 ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=6,
                         color="white" if m[i, j] > 0.5 else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def per_class(acc: pd.DataFrame, out: Path):
@@ -64,7 +71,7 @@ def per_class(acc: pd.DataFrame, out: Path):
     acc.plot.bar(ax=ax, width=0.8)
     ax.set(ylabel="test accuracy", ylim=(0, 1.05), title="Per-class test accuracy")
     ax.legend(fontsize=7, ncol=4)
-    return _save(fig, out)
+    return save(fig, out)
 
 
 def pareto(summary: pd.DataFrame, out: Path):
@@ -83,4 +90,4 @@ def pareto(summary: pd.DataFrame, out: Path):
         ax.legend(fontsize=7)
     ax.set(xlabel="CPU latency per clip, batch 1 (ms, log scale)", ylabel="test top-1",
            title="Accuracy against latency")
-    return _save(fig, out)
+    return save(fig, out)

@@ -65,14 +65,18 @@ def pipelines(p: dict) -> tuple[list, list]:
     return train, test
 
 
-def loader(p: dict, data_dir: Path, split: str, pipeline: list, train: bool) -> dict:
+def loader(p: dict, data_dir: Path, split: str, pipeline: list, train: bool, classes=None) -> dict:
     workers = p["num_workers"]
-    return dict(
-        batch_size=p["batch_size"] if train else 1, num_workers=workers, persistent_workers=workers > 0,
-        sampler=dict(type="DefaultSampler", shuffle=train),
-        dataset=dict(type="RawframeDataset", ann_file=str(data_dir / f"{split}.txt"),
-                     data_prefix=dict(img=str(data_dir / "frames")), filename_tmpl=FILENAME_TMPL,
-                     pipeline=pipeline, test_mode=not train))
+    dataset = dict(type="RawframeDataset", ann_file=str(data_dir / f"{split}.txt"),
+                   data_prefix=dict(img=str(data_dir / "frames")), filename_tmpl=FILENAME_TMPL,
+                   pipeline=pipeline, test_mode=not train)
+    sampler = dict(type="DefaultSampler", shuffle=train)
+    if train and p["class_balance"] == "sampler":
+        # mmdet's sampler: each step draws a class uniformly, then a clip of it (epoch length kept)
+        sampler = dict(type="mmdet.ClassAwareSampler", seed=p["seed"])
+        dataset.update(type="LabelledRawframeDataset", metainfo=dict(classes=list(classes or [])))
+    return dict(batch_size=p["batch_size"] if train else 1, num_workers=workers, persistent_workers=workers > 0,
+                sampler=sampler, dataset=dataset)
 
 
 def schedule(p: dict) -> list:
@@ -114,7 +118,7 @@ def build(p: dict, data_dir: Path, run_dir: Path, class_names: list[str], train_
         default_scope="mmaction",
         custom_imports=dict(imports=["petaction.mmcompat"], allow_failed_imports=False),
         model=model,
-        train_dataloader=loader(p, data_dir, "train", train_pipe, True),
+        train_dataloader=loader(p, data_dir, "train", train_pipe, True, class_names),
         val_dataloader=loader(p, data_dir, "val", test_pipe, False),
         test_dataloader=loader(p, data_dir, "test", test_pipe, False),
         val_evaluator=acc,

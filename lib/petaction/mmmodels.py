@@ -1,8 +1,21 @@
-"""Model parts this project registers into mmaction2's registry (via `custom_imports`)."""
+"""What this project registers into mmaction2's registries (via `custom_imports`)."""
 from __future__ import annotations
 
 from mmengine.model import BaseModule
-from mmaction.registry import MODELS
+from mmaction.datasets import RawframeDataset
+from mmaction.registry import DATASETS, MODELS
+
+
+@DATASETS.register_module()
+class LabelledRawframeDataset(RawframeDataset):
+    """mmaction2's RawframeDataset that tells a sampler each clip's class.
+
+    mmdet's ClassAwareSampler (class_balance: sampler) draws every class equally often and
+    asks the dataset `get_cat_ids(i)`, which mmaction2's datasets do not define.
+    """
+
+    def get_cat_ids(self, idx: int) -> list[int]:
+        return [int(self.get_data_info(idx)["label"])]
 
 
 @MODELS.register_module()

@@ -1,6 +1,6 @@
 """Parameter files under params/ and their layering for the notebooks.
 
-train:  base.yaml -> profiles/<profile>.yaml -> models/<model>.yaml -> the model's
+train:  base.yaml -> profiles/<profile>.yaml -> models/<model>.yaml (over its `_base_`) -> the model's
         per_profile[<profile>] -> explicit overrides (papermill -p).
 Papermill only warns about unknown parameters; these functions refuse them instead,
 naming the valid choices.
@@ -73,11 +73,21 @@ def names(kind: str) -> list[str]:
     return sorted(p.stem for p in (PARAMS / kind).glob("*.yaml"))
 
 
-def layer_file(kind: str, name: str) -> dict:
+def layer_file(kind: str, name: str, _seen: tuple = ()) -> dict:
+    """A params file, merged over the file its `_base_` key names (as mmaction2 configs do):
+    a variant such as models/tsm_balanced.yaml states only what it changes."""
     valid = names(kind)
     if name not in valid:
         raise ParamError(f"unknown {kind[:-1]} {name!r}; valid: {', '.join(valid)}")
-    return load_yaml(PARAMS / kind / f"{name}.yaml")
+    if name in _seen:
+        raise ParamError(f"params/{kind}/{name}.yaml: _base_ chain loops ({' -> '.join(_seen + (name,))})")
+    layer = load_yaml(PARAMS / kind / f"{name}.yaml")
+    base = layer.pop("_base_", None)
+    if base is None:
+        return layer
+    if not isinstance(base, str):
+        raise ParamError(f"params/{kind}/{name}.yaml: _base_ must name one file of params/{kind}/ (no .yaml)")
+    return deep_merge(layer_file(kind, base.removesuffix(".yaml"), _seen + (name,)), layer)
 
 
 def check_keys(given: dict, valid: dict | set, where: str) -> None:
@@ -114,7 +124,7 @@ def resolve_train(overrides: dict) -> dict:
 
 
 CHOICES = {"target": ("action", "emotion"), "sampling": ("segments", "clip"),
-           "optimizer": ("SGD", "AdamW"), "class_balance": ("none", "loss")}
+           "optimizer": ("SGD", "AdamW"), "class_balance": ("none", "loss", "sampler")}
 
 
 def validate_train(p: dict) -> None:

@@ -245,13 +245,23 @@ def conclusion(r: dict) -> str:
     return " ".join(out)
 
 
-def cost_table(summary: pd.DataFrame, update_hz: float) -> str:
-    lines = [f"| Model | Top-1 | Params (M) | GFLOPs / clip | CPU latency, median (p90) ms | Keeps up at {update_hz:g}/s | Headroom |",
-             "|---|---|---|---|---|---|---|"]
+def cost_table(summary: pd.DataFrame, cost: dict) -> str:
+    """Accuracy beside what each model costs (evaluation/cost.csv); GPU columns where one was present."""
+    by_model = {row["model"]: row for row in cost["rows"]}
+    batch = cost["rows"][0].get("throughput_batch", "") if cost["rows"] else ""
+    gpu = any("gpu_latency_ms" in row for row in cost["rows"])
+    head = (f"| Model | Top-1 | Params (M) | GFLOPs / clip | CPU latency, median (p90) ms | Keeps up at "
+            f"{cost['update_hz']:g}/s | Headroom | CPU clips/s (batch {batch}) | Peak memory, MB (batch 1 / {batch}) |")
+    lines = [head + (" GPU latency ms | GPU clips/s |" if gpu else ""), "|---" * (9 + 2 * gpu) + "|"]
     for row in summary.itertuples():
-        lines.append(f"| {row.model} | {pct(row.top1)} | {row.params_m:.2f} | {row.gflops:.3f} | "
-                     f"{row.cpu_latency_ms:.1f} ({row.cpu_latency_p90_ms:.1f}) | {'yes' if row.realtime else 'no'} | "
-                     f"{row.headroom:.1f}x |")
+        c = by_model.get(row.model, {})
+        line = (f"| {row.model} | {pct(row.top1)} | {row.params_m:.2f} | {row.gflops:.3f} | "
+                f"{row.cpu_latency_ms:.1f} ({row.cpu_latency_p90_ms:.1f}) | {'yes' if row.realtime else 'no'} | "
+                f"{row.headroom:.1f}x | {c.get('cpu_throughput_cps', float('nan')):.0f} | "
+                f"{c.get('peak_mem_mb', float('nan')):.0f} / {c.get('peak_mem_batch_mb', float('nan')):.0f} |")
+        if gpu:
+            line += f" {c.get('gpu_latency_ms', float('nan')):.2f} | {c.get('gpu_throughput_cps', float('nan')):.0f} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -292,6 +302,52 @@ def recommendation(r: dict, alpha: float = 0.05) -> str:
     out.append(f"Recommendation: {pick['model']}, the most accurate model that keeps up "
                f"({pick['headroom']:.1f}x headroom); no faster model comes within a non-significant "
                "difference of it.")
+    return " ".join(out)
+
+
+def confusions_text(r: dict) -> str:
+    """The best model's commonest mistakes (evaluation/confusions.csv), shown with the gallery."""
+    path = r["eval"] / "confusions.csv"
+    c = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    if c.empty:
+        return "The best model made no mistakes on the test clips."
+    pairs = "; ".join(f"{row.label} taken for {row.pred} ({row.n_clips} clips)" for row in c.itertuples())
+    return (f"{c.iloc[0]['model']}'s commonest mistakes on the test clips: {pairs}. "
+            "Each row below shows frames of that mistake's most confident example, as the model saw them "
+            "(`evaluation/confusion_gallery.png`; `notebooks/explore.ipynb` browses all of them):")
+
+
+def balance_pairs(r: dict) -> list[tuple[str, str]]:
+    """(plain, balanced) model pairs whose settings differ only in class_balance."""
+    params = r["run_params"]
+    pairs = []
+    for a, pa in params.items():
+        for b, pb in params.items():
+            if a != b and pa["class_balance"] == "none" and pb["class_balance"] != "none" and \
+                    {k for k in pa if pa[k] != pb.get(k)} <= {"model", "class_balance"}:
+                pairs.append((a, b))
+    return pairs
+
+
+def balance_comparison(r: dict, alpha: float = 0.05) -> str:
+    """The default (no balancing) against class-balanced training of the same model."""
+    pairs = balance_pairs(r)
+    if not pairs:
+        return ("No run in this study differs from another only in class balancing "
+                "(add e.g. `tsm_balanced` to the study's models for the comparison).")
+    s = r["summary"].set_index("model")
+    out = []
+    for a, b in pairs:
+        t = pair_row(r, a, b)
+        how = r["run_params"][b]["class_balance"]
+        text = (f"{b} is {a} trained with class balancing by {'sampling' if how == 'sampler' else 'loss weighting'}: "
+                f"top-1 {pct(s.loc[b, 'top1'])} against {pct(s.loc[a, 'top1'])}, mean class accuracy "
+                f"{pct(s.loc[b, 'mean_class_acc'])} against {pct(s.loc[a, 'mean_class_acc'])}, macro-F1 "
+                f"{pct(s.loc[b, 'macro_f1'])} against {pct(s.loc[a, 'macro_f1'])}.")
+        if t is not None:
+            verdict = ("a significant difference" if t["p_value"] < alpha else "not a significant difference")
+            text += f" On the same {int(t['n_clips'])} test clips that is {verdict} in top-1 (McNemar's test, {p_text(t['p_value'])})."
+        out.append(text)
     return " ".join(out)
 
 
@@ -351,8 +407,11 @@ def sections(r: dict) -> list[tuple[str, str]]:
                "per-class test accuracy:"),
         ("img", str(r["eval"] / "curves.png")), ("img", str(r["eval"] / "confusion_best.png")),
         ("img", str(r["eval"] / "per_class.png")),
+        ("md", confusions_text(r)),
+        *([("img", str(r["eval"] / "confusion_gallery.png"))] if (r["eval"] / "confusion_gallery.png").is_file() else []),
+        ("md", f"## {t}: class imbalance"), ("md", balance_comparison(r)),
         ("md", f"## {t}: compute cost and the real-time verdict"),
-        ("md", cost_table(r["summary"], r["cost"]["update_hz"]) if r["cost"] else "No cost measurements."),
+        ("md", cost_table(r["summary"], r["cost"]) if r["cost"] else "No cost measurements."),
         ("img", str(r["eval"] / "pareto.png")),
         ("md", recommendation(r)),
         ("md", f"## {t}: what the training curves say"),
