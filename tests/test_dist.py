@@ -77,3 +77,17 @@ def test_slurm_script_runs_a_valid_study(tmp_path, strategy):
     assert cfg["strategy"] == strategy and cfg["gpus"] == "auto" and cfg["data_root"] == ""
     assert cfg["prepare"]["short_side"] == 256 and cfg["profile"] == "full"
     assert cfg["train"] == ({"nnodes": 2} if strategy == "ddp" else {})
+
+
+def test_channels_last_converts_2d_and_3d_convolutions():
+    import torch
+    from petaction import mmhooks
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv3d(3, 4, 3), torch.nn.Linear(4, 2))
+    mmhooks.to_channels_last(net)
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not net[0].weight.is_contiguous()
+    assert net[1].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert net[2].weight.is_contiguous()
+    x = torch.randn(1, 3, 8, 8)                    # the same convolution, in another layout
+    ref = torch.nn.functional.conv2d(x, net[0].weight.contiguous(), net[0].bias)
+    torch.testing.assert_close(net[0](x), ref)
