@@ -29,6 +29,7 @@ stride = 1.0          # seconds between window starts
 smooth = 3            # majority over the last n windows (1: none)
 topk = 3
 backend = "torch"     # "torch" (mmaction2's inference_recognizer) or "onnx" (ONNX Runtime)
+boxes = "auto"        # pet box: "auto" (a detector when installed, else the whole frame), "none", "label" (AI-Hub folder)
 
 # %%
 import time
@@ -36,13 +37,14 @@ import time
 import cv2
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
+from IPython.display import Image, display
 from petaction import infer, paths
 from petaction import video as V
 
 src = V.sample_video() if video == "sample" else video
 run_dir, out_dir = paths.REPO / run, paths.REPO / out
-T = infer.infer(src, run_dir, out_dir, stride_s=stride, smooth_n=smooth, k=topk, backend=backend)
+localiser = infer.make_localiser(boxes, src)
+T = infer.infer(src, run_dir, out_dir, stride_s=stride, smooth_n=smooth, k=topk, backend=backend, localiser=localiser)
 
 # %% [markdown]
 # ## Timeline (`timeline.json`, `timeline.csv`)
@@ -58,9 +60,7 @@ display(rows)
 # ## Behaviour over time (`timeline.png`)
 
 # %%
-fig = infer.timeline_chart(T["windows"], T["classes"])
-display(fig)
-plt.close(fig)
+display(Image(filename=str(out_dir / "timeline.png")))   # infer.timeline_chart, as written beside the timeline
 
 # %% [markdown]
 # ## Annotated frames (`annotated.mp4`), one per window's end
@@ -92,9 +92,9 @@ plt.close(fig)
 rec = infer.Recogniser(run_dir, backend)
 source = V.open_source(src)
 windows, t0 = [], time.perf_counter()
-for w in infer.stream(source, rec, stride):
+for w in infer.stream(source, rec, stride, localiser):
     windows.append(w)
-    print(f"{w.start_s:5.1f}-{w.end_s:5.1f} s  {rec.classes[w.scores.argmax()]:<10} {w.scores.max():.2f}"
+    print(f"{w.start_s:5.1f}-{w.end_s:5.1f} s  raw top-1 {rec.classes[w.scores.argmax()]:<10} {w.scores.max():.2f}"
           f"  latency {w.latency_ms:.0f} ms")
 S = infer.stream_stats(windows, time.perf_counter() - t0, windows[-1].end_s)
 print(f"{S['windows_per_s']} windows/s, latency median {S['latency_ms_median']} ms, {S['realtime_factor']}x real time")

@@ -138,6 +138,14 @@ def test_infer_on_the_embedded_data_pads_a_short_clip(tiny_run, tiny_data, tmp_p
     assert len(t["windows"]) == 1 and t["windows"][0]["padded"]
     assert any("padded as in testing" in n for n in t["notes"]) and "padded" in capsys.readouterr().out
     assert (out / "annotated.mp4").stat().st_size > 0
+    whole = t["windows"][0]["box"]
+    # the localiser hook: the clip's own label boxes instead of the whole frame
+    assert main(["infer", str(clip), "--run", str(tiny_run), "--out", str(out), "--boxes", "label"]) == 0
+    t = json.loads((out / "timeline.json").read_text())
+    box = t["windows"][-1]["box"]
+    assert box != whole and box[2] < whole[2] and any("label boxes" in n for n in t["notes"])
+    assert "needs an AI-Hub clip folder" in fail_cli(capsys, ["infer", "sample", "--run", str(tiny_run),
+                                                              "--out", str(out), "--boxes", "label"])
 
 
 @pytest.mark.slow
@@ -196,3 +204,15 @@ def test_a_failure_midway_leaves_the_old_output_and_no_partial_one(tiny_run, tmp
     with pytest.raises(RuntimeError, match="boom"):
         infer.infer(video.sample_video(), tiny_run, out, log=lambda *_: None)
     assert [p.name for p in tmp_path.iterdir()] == ["out"] and (out / "timeline.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_export_verb_writes_onnx_that_matches(tiny_run, tmp_path, capsys):
+    out = tmp_path / "tsm.onnx"
+    assert main(["export", "--run", str(tiny_run), "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and "max |ONNX Runtime - PyTorch| score" in capsys.readouterr().out
+    bare = tmp_path / "bare_run"
+    bare.mkdir()
+    shutil.copy(tiny_run / "config.py", bare / "config.py")
+    assert "no best_*.pth" in fail_cli(capsys, ["export", "--run", str(bare), "--out", str(tmp_path / "x.onnx")])
+    assert not (tmp_path / "x.onnx").exists()

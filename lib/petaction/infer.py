@@ -39,21 +39,62 @@ class WholeFrame:
     """No detector: the model sees the whole frame, and the outputs say so."""
     name = WHOLE_FRAME
 
-    def __call__(self, image: np.ndarray):
+    def __call__(self, frame: video.Frame):
         return None
+
+
+class LabelBoxes:
+    """The pet boxes of an AI-Hub clip's own label JSON (the nearest annotated frame's box, as
+    prepare crops): ground truth, not a detector, and the outputs say so. It shows what the
+    model gives when it sees what it was trained on (tight crops)."""
+    name = "AI-Hub label boxes (ground truth, not a detector)"
+
+    def __init__(self, label_json: Path):
+        from . import aihub
+        self.boxes = aihub.boxes_by_frame(aihub.load_label(label_json)["annotations"])
+        if not self.boxes:
+            raise ValueError(f"{label_json}: no usable bounding_box in its annotations: use --boxes none")
+
+    @classmethod
+    def for_folder(cls, folder: Path) -> "LabelBoxes":
+        """The label JSON of a clip folder: same name plus .json, in the same split's tree."""
+        folder = Path(folder)
+        for root in list(folder.parents)[:3]:
+            found = sorted(root.rglob(f"{folder.name}.json"))
+            if found:
+                return cls(found[0])
+        raise FileNotFoundError(f"no label JSON named {folder.name}.json near {folder}: use --boxes none")
+
+    def __call__(self, frame: video.Frame):
+        from . import aihub
+        return aihub.nearest_box(self.boxes, frame.index)
 
 
 def default_localiser():
     """A pet detector when one is installed, else the whole frame.
 
-    Contract for a detector: a callable taking a BGR frame and returning the pet box
-    (x, y, w, h) in that frame's pixels, or None when it finds none, with a ``name``
-    attribute. A module ``petaction.detect`` providing ``localiser()`` is picked up here."""
+    Contract for a detector: a callable taking a ``video.Frame`` (BGR ``image``, ``index``,
+    ``t``) and returning the pet box (x, y, w, h) in that frame's pixels, or None when it
+    finds none, with a ``name`` attribute. A module ``petaction.detect`` providing
+    ``localiser()`` is picked up here."""
     try:
         from . import detect   # type: ignore[attr-defined]  (another issue's detector)
     except ImportError:
         return WholeFrame()
     return detect.localiser()
+
+
+def make_localiser(boxes: str, video_spec):
+    """--boxes: "auto" (a detector, else the whole frame), "none" (whole frame), "label"."""
+    if boxes == "label":
+        if not Path(str(video_spec)).is_dir():
+            raise ValueError("--boxes label needs an AI-Hub clip folder (its label JSON holds the boxes)")
+        return LabelBoxes.for_folder(Path(video_spec))
+    if boxes == "none":
+        return WholeFrame()
+    if boxes == "auto":
+        return default_localiser()
+    raise ValueError(f"--boxes {boxes!r}: choose auto, none or label")
 
 
 # ---- windowing and smoothing -----------------------------------------------------------------
@@ -219,7 +260,7 @@ def stream(source: video.Source, rec: Recogniser, stride_s: float = 1.0, localis
         arrived = time.perf_counter()
         if max_seconds is not None and frame.t > max_seconds:
             break
-        box = localiser(frame.image)
+        box = localiser(frame)
         if on_frame is not None:
             on_frame(frame, box)
         if not take:
@@ -268,12 +309,11 @@ def timeline_chart(rows: list[dict], classes: list[str], title: str = ""):
     """Behaviour over time: the smoothed label as a bar from each window's start to the next
     window's (windows overlap, so the bars tile time without stacking), the raw top-1 as dots
     at the window centres (size: its score)."""
-    import matplotlib
-    matplotlib.use("Agg")     # headless, as figures.py; notebooks display the returned figure
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure    # no pyplot: leaves a notebook's backend alone, and runs headless
     used = sorted({r["label"] for r in rows} | {r["topk"][0]["label"] for r in rows}, key=classes.index)
     y = {c: i for i, c in enumerate(used)}
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.35 * len(used)))
+    fig = Figure(figsize=(8, 1.2 + 0.35 * len(used)))
+    ax = fig.subplots()
     ends = [r["start_s"] for r in rows[1:]] + [rows[-1]["end_s"]]
     for r, end in zip(rows, ends):
         ax.barh(y[r["label"]], end - r["start_s"], left=r["start_s"], height=0.5, color="C0", alpha=0.6)
@@ -340,6 +380,8 @@ def infer(video_spec, run, out, stride_s: float = 1.0, smooth_n: int = 3, k: int
     rec = Recogniser(Path(run), backend, Path(onnx_path) if onnx_path else None, window_s)
     localiser = localiser or default_localiser()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: pass a folder (it is replaced as a whole)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -353,9 +395,18 @@ def infer(video_spec, run, out, stride_s: float = 1.0, smooth_n: int = 3, k: int
     return result
 
 
+def _until_interrupted(windows: Iterator[Window], live: bool) -> Iterator[Window]:
+    """A live source (webcam) has no end: Ctrl-C ends it and the windows so far are kept."""
+    try:
+        yield from windows
+    except KeyboardInterrupt:
+        if not live:
+            raise
+
+
 def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds, annotate, log) -> dict:
-    notes = [] if getattr(localiser, "name", "") != WHOLE_FRAME else [f"pet localisation: {WHOLE_FRAME}"]
-    ann = Annotator(tmp / "annotated.mp4", source.fps, notes[0] if notes else localiser.name) if annotate else None
+    notes = [f"pet localisation: {getattr(localiser, 'name', type(localiser).__name__)}"]
+    ann = Annotator(tmp / "annotated.mp4", source.fps, notes[0]) if annotate else None
     size = {}
 
     def on_frame(frame, box):
@@ -367,7 +418,7 @@ def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds,
     windows = []
     t0 = time.perf_counter()
     try:
-        for w in stream(source, rec, stride_s, localiser, on_frame, max_seconds):
+        for w in _until_interrupted(stream(source, rec, stride_s, localiser, on_frame, max_seconds), source.live):
             windows.append(w)
             lab = smooth([v.scores for v in windows[-smooth_n:]], smooth_n)[-1]   # causal: the last n only
             if ann is not None:
@@ -394,8 +445,6 @@ def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds,
     write_csv(rows, tmp / "timeline.csv", k)
     fig = timeline_chart(rows, rec.classes)
     fig.savefig(tmp / "timeline.png", dpi=110)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
     for n in notes:
         log(f"note: {n}")
     log(f"{stats['windows']} windows in {stats['wall_s']:.2f} s: {stats['windows_per_s']:.2f} windows/s "

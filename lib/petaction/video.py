@@ -22,7 +22,7 @@ class VideoError(ValueError):
 
 
 class Frame(NamedTuple):
-    index: int
+    index: int       # position in the source (an AI-Hub folder: the frame number in the file name)
     t: float
     image: np.ndarray
 
@@ -98,10 +98,10 @@ def open_folder(path: Path) -> Source:
     fps = 1000.0 / float(np.median(gaps)) if len(gaps) and np.median(gaps) > 0 else 5.0
 
     def gen():
-        for i, (_, ts, p) in enumerate(frames):
+        for number, ts, p in frames:    # index: the AI-Hub frame number (label boxes are keyed by it)
             img = crop.read_image(p)
             if img is not None:     # a corrupt JPG is skipped, as prepare does
-                yield Frame(i, (ts - t0) / 1000.0, img)
+                yield Frame(number, (ts - t0) / 1000.0, img)
     return Source(gen(), "frames", path.name, fps)
 
 
