@@ -72,3 +72,43 @@ def test_fast_rcnn_one_iteration_and_a_test_pass(tiny_data, tmp_path):
     z = np.load(tmp_path / "test_scores.npz")
     assert z["scores"].shape == (scores["n_test"], len(classes))
     assert np.allclose(z["scores"].sum(1), 1, atol=1e-4)  # softmax over our classes, one box per clip
+    model = detection.RoIForward(runner.model.eval())           # what cost.py times
+    out = model(detection.clip_input(p, (32, 43), batch=2))
+    assert len(out) == 2 and out[0].pred_instances.scores.shape == (1, len(classes))
+
+
+def test_detector_frame_picks_and_coco_boxes(tiny_data):
+    from petaction import detection, detector
+    assert detector.frame_picks(10, 1) == [5] and detector.frame_picks(10, 2) == [2, 7]
+    assert detector.frame_picks(3, 8) == [0, 1, 2]
+    data = detection.full_frames(tiny_params(tiny_data))
+    coco = detector.coco_split(data, "test", 2)
+    clip = open(data / "test.txt").readline().split()[0]
+    first = json.loads((data / "frames" / clip / "boxes.json").read_text())
+    n = len(first)
+    _, x, y, w, h = first[detector.frame_picks(n, 2)[0]]
+    assert coco["annotations"][0]["bbox"] == pytest.approx([x, y, w, h])   # the cached box, as COCO x, y, w, h
+    assert coco["images"][0]["file_name"].startswith(f"frames/{clip}/img_")
+
+
+@pytest.mark.slow
+def test_detector_one_iteration_box_ap_and_latency(tiny_data, tmp_path):
+    from mmengine.runner import Runner
+    from petaction import detection, detector
+    results, study, _ = tiny_data
+    s = detector.settings("tiny")
+    data = detection.full_frames({"study": study, "target": "action", "results_dir": str(results),
+                                  "img_size": s["img_size"]})
+    for split in ("train", "val", "test"):
+        (tmp_path / f"coco_{split}.json").write_text(json.dumps(detector.coco_split(data, split, 1)))
+    cfg = detector.build(s, data, tmp_path)
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=1, val_interval=10)
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10, by_epoch=False)
+    cfg.log_processor = dict(type="LogProcessor", by_epoch=False)
+    cfg.custom_hooks = []
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.test()
+    assert -1 <= metrics["coco/bbox_mAP"] <= 1          # pycocotools gives -1 when nothing is detected
+    lat = detector.latency(runner.model, runner.test_dataloader.dataset)
+    assert lat["cpu_latency_ms"] > 0 and lat["cpu_latency_p90_ms"] >= lat["cpu_latency_ms"]
