@@ -91,3 +91,39 @@ def test_channels_last_converts_2d_and_3d_convolutions():
     x = torch.randn(1, 3, 8, 8)                    # the same convolution, in another layout
     ref = torch.nn.functional.conv2d(x, net[0].weight.contiguous(), net[0].bias)
     torch.testing.assert_close(net[0](x), ref)
+
+
+def test_torchrun_stops_when_its_notebook_dies(tmp_path):
+    """A killed notebook kernel must not leave torchrun training beside the re-run that resumes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    code = (f"from pathlib import Path\nfrom petaction import launch\n"
+            f"launch.torchrun_command = lambda *a, **k: ['sh', '-c', 'echo $$ > {tmp_path}/child.pid; exec sleep 300']\n"
+            f"launch.run_torchrun({{}}, Path({str(tmp_path)!r}), False)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    pid_file = tmp_path / "child.pid"
+    for _ in range(300):
+        if pid_file.is_file() and pid_file.read_text().strip():
+            break
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+
+    def alive(pid):
+        try:
+            return "\nState:\tZ" not in open(f"/proc/{pid}/status").read()
+        except FileNotFoundError:
+            return False
+
+    assert alive(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(50):
+        if not alive(child):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("torchrun outlived the process that started it")

@@ -93,13 +93,26 @@ def torchrun_command(p: dict, run_dir: Path, resume: bool, env=os.environ, head:
     return [*cmd, "-m", "petaction.launch", str(run_dir), *(["--resume"] if resume else [])]
 
 
+def _stop_with_parent() -> None:
+    """Runs in the torchrun child before exec: Linux sends it SIGTERM when the process that
+    started it dies (a killed notebook kernel), and torchrun then stops its workers instead of
+    leaving them training beside the re-run that resumes."""
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))   # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass   # not Linux: a killed kernel leaves torchrun to finish on its own
+
+
 def run_torchrun(p: dict, run_dir: Path, resume: bool, log=print) -> None:
     """Start torchrun and follow its log (also saved to RUN_DIR/torchrun.log)."""
     cmd = torchrun_command(p, run_dir, resume)
     log("$ " + " ".join(cmd))
     tail = deque(maxlen=40)
     with open(run_dir / "torchrun.log", "w") as logf, \
-            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                             preexec_fn=_stop_with_parent) as proc:
         for line in proc.stdout:
             logf.write(line)
             logf.flush()
