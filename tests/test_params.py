@@ -16,6 +16,7 @@ def test_every_params_key_is_a_notebook_parameter():
     for kind in ("profiles", "models"):
         for name in P.names(kind):
             layer = P.load_yaml(PARAMS / kind / f"{name}.yaml")
+            layer.pop("_base_", None)      # names the file this one layers over (P.layer_file)
             assert set(layer) <= set(train), f"{kind}/{name}.yaml: {set(layer) - set(train)}"
             for prof, section in layer.get("per_profile", {}).items():
                 assert prof in P.names("profiles") and set(section) <= set(train)
