@@ -79,5 +79,5 @@ metrics = train.run(P)
 # ## Curves and test result
 
 # %%
-fig = views.run_curves(P)
+display(views.run_curves(P))
 display(views.test_metrics(metrics))

@@ -113,14 +113,17 @@ def test_a_failed_model_does_not_stop_the_others(tiny_study):
 
 
 def test_action_and_emotion_in_one_study(tmp_path):
-    """targets: [action, emotion] -> two comparisons, both in the one report."""
+    """targets: [action, emotion] -> two comparisons, both in the one report; target_models
+    gives a target its own subset of models."""
     cfg = study.load_study(None, {"study": "tinyemo", "results_dir": str(tmp_path), "profile": "tiny",
-                                  "models": ["tsn"], "targets": ["action", "emotion"], "prepare": TINY_PREPARE})
+                                  "models": ["tsn"], "target_models": {"emotion": ["tsm"]},
+                                  "targets": ["action", "emotion"], "prepare": TINY_PREPARE})
     try:
         status = study.run(cfg, log=lambda *_: None)
         assert all(s["status"] == "done" for s in status), status
         emo = pd.read_csv(tmp_path / "tinyemo" / "emotion" / "evaluation" / "summary.csv")
-        assert list(emo["target"]) == ["emotion"]
+        assert list(emo["target"]) == ["emotion"] and list(emo["model"]) == ["tsm"]
+        assert list(pd.read_csv(tmp_path / "tinyemo" / "evaluation" / "summary.csv")["model"]) == ["tsn"]
         html = (paths.REPO / "report" / "tinyemo.html").read_text(encoding="utf-8")
         assert "Emotion: results" in html and "Action: results" in html
         assert f"{100 * emo['top1'].iloc[0]:.1f}%" in html

@@ -31,6 +31,7 @@ STUDY_DEFAULTS = dict(
     models=["tsn", "tsm"],
     seeds=[0],
     targets=["action"],  # action and/or emotion
+    target_models={},    # per-target model subsets, e.g. {emotion: [tsn, tsm]} (default: models)
     prepare={},          # prepare.ipynb parameters (short_side, margin, split ...)
     train={},            # train.ipynb overrides for every model (epochs, lr ...)
     evaluate={},         # evaluate.ipynb parameters (update_hz, cost_repeats)
@@ -45,16 +46,17 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
     cfg.update(overrides or {})
     P.check_keys(cfg, STUDY_DEFAULTS, str(path or "study parameters"))
     cfg = {**STUDY_DEFAULTS, **cfg}
-    for m in cfg["models"]:
-        if m not in P.names("models"):
-            raise P.ParamError(f"unknown model {m!r} in models; valid: {', '.join(P.names('models'))}")
+    for where, models in (("models", cfg["models"]), *((f"target_models.{t}", m) for t, m in cfg["target_models"].items())):
+        for m in models:
+            if m not in P.names("models"):
+                raise P.ParamError(f"unknown model {m!r} in {where}; valid: {', '.join(P.names('models'))}")
     if cfg["profile"] not in P.names("profiles"):
         raise P.ParamError(f"unknown profile {cfg['profile']!r}; valid: {', '.join(P.names('profiles'))}")
     P.check_keys(cfg["prepare"], P.notebook_parameters("prepare"), "study prepare section")
     P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
     P.check_keys(cfg["evaluate"], P.notebook_parameters("evaluate"), "study evaluate section")
     schedule.slots(schedule.resolve_gpus(cfg["gpus"]), cfg["strategy"])   # refuses bad values
-    bad = set(cfg["targets"]) - {"action", "emotion"}
+    bad = (set(cfg["targets"]) | set(cfg["target_models"])) - {"action", "emotion"}
     if bad:
         raise P.ParamError(f"unknown target(s) {sorted(bad)}; valid: action, emotion")
     return cfg
@@ -135,6 +137,11 @@ class Step:
                 "notebook": str(self.out_nb)}
 
 
+def models_for(cfg: dict, target: str) -> list[str]:
+    """The models trained for a target: its target_models entry, else the study's models."""
+    return cfg["target_models"].get(target, cfg["models"])
+
+
 def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
     rd = cfg["results_dir"]
     root = paths.target_dir(cfg["study"], target, rd or None)
@@ -152,7 +159,8 @@ def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
     slot_list = schedule.slots(gpus, cfg["strategy"])
     ddp = {"nproc": len(gpus)} if cfg["strategy"] == "ddp" and len(gpus) > 1 else {}
     steps, resolved, trained = [], [], []
-    for model in cfg["models"]:
+    models = models_for(cfg, target)
+    for model in models:
         for seed in cfg["seeds"]:
             run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None)
             nb_params = {**common, "model": model, "seed": seed, "profile": cfg["profile"], **ddp, **cfg["train"]}
@@ -169,7 +177,7 @@ def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
             trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
     status += train_all(steps, resolved, slot_list, force, log)
     ev = Step(f"evaluate ({target})", "evaluate", root / "evaluation" / "evaluate.ipynb",
-              {**common, "models": cfg["models"], **cfg["evaluate"]}, files_digest(trained) + code_digest(),
+              {**common, "models": models, **cfg["evaluate"]}, files_digest(trained) + code_digest(),
               root / "evaluation" / "summary.csv")
     status.append(ev.run(force, log))
     return status
