@@ -14,8 +14,9 @@
 3. The parity check on every finished run of the study (max |ONNX Runtime - PyTorch| score).
 
 Writes benchmarks/results/infer_speed.json (infer_speed_threads<n>.json for another --threads),
-with the machine's load average before and after: on a loaded machine torch's OpenMP threads
-wait on each other and its figures, not ONNX Runtime's, swing by an order of magnitude.
+with the machine's load average before and after: on a loaded machine PyTorch's figures swing
+far more than ONNX Runtime's. Both run without busy-waiting threads (OMP_WAIT_POLICY=PASSIVE
+unless set otherwise; ONNX Runtime's allow_spinning off), PyTorch's best setting here.
 """
 from __future__ import annotations
 
@@ -25,8 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# Before torch loads OpenMP: threads that sleep rather than spin while waiting. On a shared
+# (or busy) machine spinning OpenMP threads starve each other; measured here, PyTorch at 2
+# threads took 3-4x longer per window with the default policy. `infer` sets the same.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from petaction import export, infer, provenance, video
 
@@ -124,6 +130,7 @@ def main() -> None:
         print(f"parity {r['model']}: " + (f"max abs diff {r['max_abs_diff']:.1e}" if r["exported"] else r["reason"]))
     name = "infer_speed" if a.threads == 2 else f"infer_speed_threads{a.threads}"
     provenance.save_benchmark(name, {"loadavg_1min_before_after": [load_before[0], load_after[0]],
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "ort_allow_spinning": False,
         "run": str(run), "video": str(path.name), "threads": a.threads, "ort_threads": a.threads,
         "window_s": rec_t.window / rec_t.fps, "model_fps": rec_t.fps, "stride_s": a.stride,
         "timing_stride_s": a.stride_timing, "stream_loops": a.loops, "per_window": speed, "streaming": stream, "parity": parity})

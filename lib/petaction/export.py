@@ -114,6 +114,9 @@ def session(path: Path, threads: int | None = None):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1
+    # No busy-waiting between runs: spinning pool threads would hold the cores that the next
+    # frame's decoding (or, in the benchmark, PyTorch's own threads) needs.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
