@@ -92,6 +92,28 @@ def test_resample_keeps_the_training_rate():
     assert [f.t for f, take in video.resample(jittery, 5.0) if take] == [0, 0.21, 0.8, 1.0]
 
 
+def write_mp4(path, n):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 48))
+    for i in range(n):
+        w.write(np.full((48, 64, 3), i, np.uint8))
+    w.release()
+
+
+def test_video_sources_refuse_bad_files_and_read_short_ones(tmp_path):
+    with pytest.raises(video.VideoError, match="no such file"):
+        video.open_source(tmp_path / "missing.mp4")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(video.VideoError, match="empty file"):
+        video.open_source(tmp_path / "empty.mp4")
+    write_mp4(tmp_path / "zero.mp4", 0)                  # a container with no frame in it
+    with pytest.raises(video.VideoError, match="zero frames"):
+        video.open_source(tmp_path / "zero.mp4")
+    write_mp4(tmp_path / "one.mp4", 1)
+    assert [f.index for f in video.open_source(tmp_path / "one.mp4").frames] == [0]
+    src = video.open_source(video.sample_video())        # the real mp4 `infer sample` uses
+    assert src.fps > 0 and next(src.frames).image.shape[2] == 3
+
+
 # ---- with a trained tiny model ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")

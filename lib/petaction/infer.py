@@ -29,6 +29,7 @@ import numpy as np
 
 from . import crop, export, video
 from .cost import FRAME_MS
+from .prepare import DEFAULTS as PREPARE_DEFAULTS
 
 WHOLE_FRAME = "whole frame (no pet detector installed)"
 
@@ -178,7 +179,8 @@ class Recogniser:
         prep = data_params(cfg)
         resize = [s for s in cfg.test_dataloader.dataset.pipeline if s["type"] == "Resize"]
         self.short_side = int(prep.get("short_side") or resize[0]["scale"][-1])
-        self.margin = float(prep.get("margin", 0.15))
+        self.margin = float(prep.get("margin", PREPARE_DEFAULTS["margin"]))
+        self.crop = bool(prep.get("crop", True))     # False: the study trained on whole frames
         self.window = self._window_frames(cfg)
         self.sess = None
         if self.backend == "onnx":
@@ -203,7 +205,7 @@ class Recogniser:
     def prepare(self, image: np.ndarray, box) -> np.ndarray:
         """A BGR frame as the training frames were cut: square crop around the box (or the
         whole frame), short side resized; RGB as mmaction2's frame decoding yields."""
-        if box is None:
+        if box is None or not self.crop:
             out, _ = crop.resize_short_side(image, self.short_side)
         else:
             h, w = image.shape[:2]
@@ -406,7 +408,7 @@ def _until_interrupted(windows: Iterator[Window], live: bool) -> Iterator[Window
 
 def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds, annotate, log) -> dict:
     notes = [f"pet localisation: {getattr(localiser, 'name', type(localiser).__name__)}"]
-    ann = Annotator(tmp / "annotated.mp4", source.fps, notes[0]) if annotate else None
+    ann = Annotator(tmp / "annotated.mp4", source.fps or rec.fps, notes[0]) if annotate else None
     size = {}
 
     def on_frame(frame, box):
@@ -436,7 +438,8 @@ def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds,
                      f"padded as in testing (the test pipeline loops its frames)")
     frame_box = [0.0, 0.0, *map(float, size["wh"])]
     rows = timeline_rows(windows, rec.classes, k, smooth_n, frame_box)
-    stats = stream_stats(windows, wall, size["t"] + 1.0 / source.fps)
+    stats = stream_stats(windows, wall, size["t"] + 1.0 / (source.fps or rec.fps))
+    stats["includes"] = "decode + localise + recognise" + (" + writing annotated.mp4" if annotate else "")
     result = {"video": source.name, "source_kind": source.kind, "run": str(rec.run), "backend": rec.backend,
               "localiser": getattr(localiser, "name", type(localiser).__name__), "notes": notes,
               "model_fps": rec.fps, "window_s": rec.window / rec.fps, "stride_s": stride_s, "smooth": smooth_n,
@@ -448,6 +451,6 @@ def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds,
     for n in notes:
         log(f"note: {n}")
     log(f"{stats['windows']} windows in {stats['wall_s']:.2f} s: {stats['windows_per_s']:.2f} windows/s "
-        f"(decode + localise + recognise), latency median {stats['latency_ms_median']:.0f} ms, "
+        f"({stats['includes']}), latency median {stats['latency_ms_median']:.0f} ms, "
         f"p90 {stats['latency_ms_p90']:.0f} ms; {stats['realtime_factor']:.1f}x real time")
     return result

@@ -49,9 +49,13 @@ def open_source(spec, fps: float | None = None) -> Source:
     return from_iterable(spec, fps)
 
 
-def _capture_frames(cap, fps: float) -> Iterator[Frame]:
+def _capture_frames(cap, fps: float, first: np.ndarray | None = None) -> Iterator[Frame]:
+    """Frames of an open capture; ``first``: a frame already read (seeking back is unreliable)."""
     i = 0
     try:
+        if first is not None:
+            yield Frame(0, 0.0, first)
+            i = 1
         while True:
             ok, img = cap.read()
             if not ok:
@@ -68,16 +72,14 @@ def open_video(path: Path) -> Source:
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes): pass a video with frames")
     cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise VideoError(f"{path}: not a video OpenCV can open: pass an mp4 (or an AI-Hub frame folder)")
-    ok, first = cap.read()
+    ok, first = cap.read() if cap.isOpened() else (False, None)
     if not ok:
         cap.release()
-        raise VideoError(f"{path}: no frame could be decoded: the file is corrupt or has zero frames")
+        raise VideoError(f"{path}: no frame can be decoded (not a video, corrupt, or zero frames): "
+                         f"pass an mp4 with frames (or an AI-Hub frame folder)")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and np.isfinite(fps) and fps > 0 else 25.0   # containers without a rate: the common default
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-    return Source(_capture_frames(cap, fps), "video", path.name, fps)
+    return Source(_capture_frames(cap, fps, first), "video", path.name, fps)
 
 
 def open_webcam(index: int) -> Source:
