@@ -29,7 +29,7 @@ stride = 1.0          # seconds between window starts
 smooth = 3            # majority over the last n windows (1: none)
 topk = 3
 backend = "torch"     # "torch" (mmaction2's inference_recognizer) or "onnx" (ONNX Runtime)
-boxes = "auto"        # pet box: "auto" (a detector when installed, else the whole frame), "none", "label" (AI-Hub folder)
+boxes = "auto"        # pet box: "auto" (the study's pet detector if trained, else whole frame), "detector", "none", "label"
 
 # %%
 import time
@@ -43,7 +43,7 @@ from petaction import video as V
 
 src = V.sample_video() if video == "sample" else video
 run_dir, out_dir = paths.REPO / run, paths.REPO / out
-localiser = infer.make_localiser(boxes, src)
+localiser = infer.make_localiser(boxes, src, run_dir)
 T = infer.infer(src, run_dir, out_dir, stride_s=stride, smooth_n=smooth, k=topk, backend=backend, localiser=localiser)
 
 # %% [markdown]

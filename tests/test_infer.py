@@ -238,3 +238,36 @@ def test_export_verb_writes_onnx_that_matches(tiny_run, tmp_path, capsys):
     shutil.copy(tiny_run / "config.py", bare / "config.py")
     assert "no best_*.pth" in fail_cli(capsys, ["export", "--run", str(bare), "--out", str(tmp_path / "x.onnx")])
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow
+def test_the_studys_pet_detector_plugs_into_the_localiser_hook(tmp_path):
+    """A detector.py run folder (here its untrained weights: the plumbing, not the accuracy)."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    from petaction import detector, mmcompat
+    det = tmp_path / "study" / "detector"
+    det.mkdir(parents=True)
+    cfg = detector.build(detector.settings("tiny"), tmp_path, det)
+    cfg.dump(str(det / "config.py"))
+    init_default_scope("mmdet")
+    torch.manual_seed(0)
+    torch.save({"state_dict": MODELS.build(cfg.model).state_dict()}, det / "best.pth")
+    mmcompat.record_checkpoint(det / "best.pth")
+    (det / "metrics.json").write_text(json.dumps({"detector": "faster_rcnn_tiny", "box_ap": 0.0,
+                                                  "best_checkpoint": "best.pth"}))
+    run = tmp_path / "study" / "models" / "tsm" / "seed0"
+    loc = infer.make_localiser("auto", "sample", run)        # auto finds the study's detector
+    assert isinstance(loc, infer.DetectorLocaliser) and "faster_rcnn_tiny" in loc.name
+    frame = video.Frame(0, 0.0, np.random.default_rng(0).integers(0, 255, (72, 128, 3), dtype=np.uint8))
+    loc.min_score = 0.0
+    box = loc(frame)
+    assert box is not None and len(box) == 4 and box[2] > 0 and box[3] > 0
+    assert 0 <= box[0] <= 128 and 0 <= box[1] <= 72
+    loc.min_score = 1.1                                        # nothing found: the previous box stays
+    assert loc(frame) == box
+    assert isinstance(infer.make_localiser("auto", "sample", tmp_path / "other" / "models" / "m" / "seed0"),
+                      infer.WholeFrame)
+    with pytest.raises(FileNotFoundError, match="no trained pet detector"):
+        infer.make_localiser("detector", "sample", tmp_path / "other" / "models" / "m" / "seed0")

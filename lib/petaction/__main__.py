@@ -47,9 +47,9 @@ def main(argv=None) -> int:
     s.add_argument("--window", type=float, help="window length in seconds (default: the run's clip length)")
     s.add_argument("--max-seconds", type=float, help="stop after this much video (a webcam never ends)")
     s.add_argument("--no-video", action="store_true", help="skip the annotated copy")
-    s.add_argument("--boxes", choices=("auto", "none", "label"), default="auto",
-                   help="pet box: auto (a detector when installed, else the whole frame), none (whole "
-                        "frame), label (an AI-Hub folder's own label boxes: ground truth)")
+    s.add_argument("--boxes", choices=("auto", "detector", "none", "label"), default="auto",
+                   help="pet box: auto (the study's trained pet detector when there is one, else the whole "
+                        "frame), detector, none (whole frame), label (an AI-Hub folder's own label boxes)")
     s = sub.add_parser("export", help="export a trained recogniser to ONNX and check it against PyTorch")
     s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>")
     s.add_argument("--out", help="the .onnx file (default: <run>/model.onnx)")
@@ -98,7 +98,7 @@ def infer_verb(args) -> int:
     infer.infer(spec, args.run, args.out, stride_s=args.stride, smooth_n=args.smooth, k=args.topk,
                 backend=args.backend, onnx_path=args.onnx, window_s=args.window,
                 max_seconds=args.max_seconds, annotate=not args.no_video,
-                localiser=infer.make_localiser(args.boxes, spec))
+                localiser=infer.make_localiser(args.boxes, spec, args.run))
     print(f"timeline.json, timeline.csv, timeline.png{'' if args.no_video else ', annotated.mp4'} -> {args.out}")
     return 0
 

@@ -31,7 +31,7 @@ from . import crop, export, video
 from .cost import FRAME_MS
 from .prepare import DEFAULTS as PREPARE_DEFAULTS
 
-WHOLE_FRAME = "whole frame (no pet detector installed)"
+WHOLE_FRAME = "whole frame (no pet detector trained for this study)"
 
 
 # ---- localisation: the hook a pet detector plugs into --------------------------------------
@@ -71,22 +71,58 @@ class LabelBoxes:
         return aihub.nearest_box(self.boxes, frame.index)
 
 
-def default_localiser():
-    """A pet detector when one is installed, else the whole frame.
+class DetectorLocaliser:
+    """The study's trained pet detector (detector.py, ``<target dir>/detector/``): the
+    top-scoring box of each frame. A frame where it finds nothing above ``min_score`` keeps
+    the previous frame's box (the pet rarely vanishes between frames); before any box, the
+    whole frame."""
 
-    Contract for a detector: a callable taking a ``video.Frame`` (BGR ``image``, ``index``,
-    ``t``) and returning the pet box (x, y, w, h) in that frame's pixels, or None when it
-    finds none, with a ``name`` attribute. A module ``petaction.detect`` providing
-    ``localiser()`` is picked up here."""
-    try:
-        from . import detect   # type: ignore[attr-defined]  (another issue's detector)
-    except ImportError:
-        return WholeFrame()
-    return detect.localiser()
+    def __init__(self, det_dir: Path, min_score: float = 0.3):
+        from mmdet.apis import init_detector
+        from mmengine.dataset import Compose
+        from mmengine.registry import init_default_scope
+        det_dir = Path(det_dir)
+        m = json.loads((det_dir / "metrics.json").read_text())
+        self.model = init_detector(str(det_dir / "config.py"), str(det_dir / m["best_checkpoint"]), device="cpu")
+        init_default_scope("mmdet")
+        # the run's test pipeline, reading an array and no annotations
+        steps = [dict(type="mmdet.LoadImageFromNDArray")] + [
+            {**t, "type": t["type"] if "." in t["type"] else f"mmdet.{t['type']}"}
+            for t in self.model.cfg.test_dataloader.dataset.pipeline
+            if t["type"] not in ("LoadImageFromFile", "LoadAnnotations")]
+        self.pipeline = Compose(steps)
+        init_default_scope("mmaction")
+        self.min_score, self.last = min_score, None
+        self.name = f"pet detector {m['detector']} (test box AP {m['box_ap']:.2f}, {det_dir})"
+
+    def __call__(self, frame: video.Frame):
+        from mmdet.apis import inference_detector
+        inst = inference_detector(self.model, frame.image, test_pipeline=self.pipeline).pred_instances
+        if len(inst.scores) and float(inst.scores.max()) >= self.min_score:
+            x0, y0, x1, y1 = inst.bboxes[int(inst.scores.argmax())].tolist()
+            self.last = (x0, y0, x1 - x0, y1 - y0)
+        return self.last
 
 
-def make_localiser(boxes: str, video_spec):
-    """--boxes: "auto" (a detector, else the whole frame), "none" (whole frame), "label"."""
+def detector_dir(run: Path) -> Path:
+    """Where detector.py writes the study's detector: ``<target dir>/detector`` beside ``models/``."""
+    return Path(run).resolve().parents[2] / "detector"
+
+
+def default_localiser(run: Path | None = None):
+    """The study's pet detector when one has been trained, else the whole frame.
+
+    Contract for any localiser: a callable taking a ``video.Frame`` (BGR ``image``, ``index``,
+    ``t``) and returning the pet box (x, y, w, h) in that frame's pixels, or None (whole
+    frame), with a ``name`` attribute the outputs quote."""
+    if run is not None and (detector_dir(run) / "metrics.json").is_file():
+        return DetectorLocaliser(detector_dir(run))
+    return WholeFrame()
+
+
+def make_localiser(boxes: str, video_spec, run: Path | None = None):
+    """--boxes: "auto" (the study's detector, else the whole frame), "detector", "none" (whole
+    frame), "label" (an AI-Hub clip's own label boxes)."""
     if boxes == "label":
         if not Path(str(video_spec)).is_dir():
             raise ValueError("--boxes label needs an AI-Hub clip folder (its label JSON holds the boxes)")
@@ -94,8 +130,13 @@ def make_localiser(boxes: str, video_spec):
     if boxes == "none":
         return WholeFrame()
     if boxes == "auto":
-        return default_localiser()
-    raise ValueError(f"--boxes {boxes!r}: choose auto, none or label")
+        return default_localiser(run)
+    if boxes == "detector":
+        if run is None or not (detector_dir(run) / "metrics.json").is_file():
+            raise FileNotFoundError(f"no trained pet detector at {detector_dir(run) if run else '<target dir>/detector'}: "
+                                    f"train one (papermill notebooks/detector.ipynb out.ipynb) or use --boxes none")
+        return DetectorLocaliser(detector_dir(run))
+    raise ValueError(f"--boxes {boxes!r}: choose auto, detector, none or label")
 
 
 # ---- windowing and smoothing -----------------------------------------------------------------
@@ -258,11 +299,13 @@ def stream(source: video.Source, rec: Recogniser, stride_s: float = 1.0, localis
         count += 1
         return w
 
+    box = None
     for frame, take in video.resample(source.frames, rec.fps):
         arrived = time.perf_counter()
         if max_seconds is not None and frame.t > max_seconds:
             break
-        box = localiser(frame)
+        if take:      # localise only the frames the model sees; the others show the latest box
+            box = localiser(frame)
         if on_frame is not None:
             on_frame(frame, box)
         if not take:
@@ -380,7 +423,7 @@ def infer(video_spec, run, out, stride_s: float = 1.0, smooth_n: int = 3, k: int
         raise ValueError(f"stride ({stride_s}) must be > 0, smooth ({smooth_n}) and topk ({k}) >= 1")
     source = video.open_source(video_spec)       # bad input fails here, before anything is written
     rec = Recogniser(Path(run), backend, Path(onnx_path) if onnx_path else None, window_s)
-    localiser = localiser or default_localiser()
+    localiser = localiser or default_localiser(Path(run))
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file: pass a folder (it is replaced as a whole)")
