@@ -1,5 +1,6 @@
 """The report's generated sentences follow the numbers (and only claim what holds)."""
 import pandas as pd
+import pytest
 
 from petaction import report
 
@@ -86,3 +87,17 @@ def test_balance_comparison_pairs_only_runs_differing_in_balancing():
     r["run_params"]["b"]["epochs"] = 8                # differs in more than balancing: no pair
     assert report.balance_pairs(r) == []
     assert "No run in this study differs" in report.balance_comparison(r)
+
+
+def test_detector_latency_joins_the_verdict():
+    from petaction import cost
+    df = pd.DataFrame({"model": ["a", "b"], "cpu_latency_ms": [10.0, 600.0], "cpu_latency_p90_ms": [12.0, 700.0],
+                       "boxes_per_prediction": [2, 1]})
+    det = {"cpu_latency_ms": 300.0, "cpu_latency_p90_ms": 350.0}
+    out = cost.add_detector(df, det, update_hz=1.0)
+    assert list(out["e2e_latency_ms"]) == [610.0, 900.0]     # a: two detections, b: one
+    assert list(out["realtime_e2e"]) == [True, False]        # 700 + 350 ms > the 1000 ms budget
+    assert out["headroom_e2e"].iloc[0] == pytest.approx(1000 / 712)
+    assert cost.boxes_per_prediction({"model": "tsm", "mm_base": "tsm_r50", "model_cfg": {}, "sampling": "segments",
+                                      "num_segments": 4, "clip_len": 8, "test_clips": 1}) == 4
+    assert "No pet detector" in report.detector_text({"detector": None})

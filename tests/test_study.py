@@ -19,7 +19,7 @@ from conftest import TINY_PREPARE
 def tiny_study(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     cfg = study.load_study(None, {"study": "tinytest", "results_dir": str(results), "profile": "tiny",
-                                  "models": ["tsn", "tsm"], "prepare": TINY_PREPARE,
+                                  "models": ["tsn", "tsm"], "prepare": TINY_PREPARE, "detector": True,
                                   "evaluate": {"cost_repeats": 2}})
     log = []
     status = study.run(cfg, log=log.append)
@@ -29,7 +29,7 @@ def tiny_study(tmp_path_factory):
 
 
 def test_every_step_ran(tiny_study):
-    assert [s["status"] for s in tiny_study["status"]] == ["done"] * 5, tiny_study["log"]
+    assert [s["status"] for s in tiny_study["status"]] == ["done"] * 6, tiny_study["log"]
     for s in tiny_study["status"]:
         assert s["notebook"].endswith(".ipynb")
 
@@ -63,12 +63,19 @@ def test_summary_recomputed_from_scores(tiny_study):
     assert cost["torch_threads"] >= 1 and cost["versions"]["torch"] and cost["rows"][0]["repeats"] == 2
     diag = pd.read_csv(ev / "diagnosis.csv")
     assert set(diag["model"]) == {"tsn", "tsm"} and diag["verdict"].notna().all()
+    # the pet detector's latency joins every model's (issue 7): end to end = detector + model
+    det = json.loads((ev / "detector.json").read_text())
+    assert 0 <= det["box_ap"] <= 1 and det["cpu_latency_ms"] > 0
+    boxes = pd.read_csv(ev / "cost.csv").set_index("model").loc[s["model"], "boxes_per_prediction"].values
+    assert list(boxes) == [2, 2]                          # tiny profile: 2 segments, each its own crop
+    assert s["e2e_latency_ms"].values == pytest.approx(s["cpu_latency_ms"].values + boxes * det["cpu_latency_ms"])
+    assert s["realtime_e2e"].isin([True, False]).all()
 
 
 def test_rerun_skips_unchanged_steps(tiny_study):
     log = []
     status = study.run(tiny_study["cfg"], log=log.append)
-    assert [s["status"] for s in status] == ["skipped"] * 5, log
+    assert [s["status"] for s in status] == ["skipped"] * 6, log
 
 
 def test_report_html_and_pdf_hold_the_evaluated_numbers(tiny_study):
@@ -79,6 +86,8 @@ def test_report_html_and_pdf_hold_the_evaluated_numbers(tiny_study):
     assert "def " not in text and "import " not in text        # code cells hidden
     s = pd.read_csv(tiny_study["root"] / "evaluation" / "summary.csv")
     assert "Recommendation:" in text and "Pareto front" in text and "what the training curves say" in text
+    det = json.loads((tiny_study["root"] / "evaluation" / "detector.json").read_text())
+    assert f"test box AP {det['box_ap']:.3f}" in text and "Keeps up with detector" in text
     for _, row in s.iterrows():
         assert re.search(rf"\| {row['model']} \| {100 * row['top1']:.1f}%", text.replace("<td>", "| ")
                          .replace("</td>", " ")) or f"{100 * row['top1']:.1f}%" in text

@@ -134,12 +134,16 @@ def gpu_figures(model, x: torch.Tensor, xb: torch.Tensor, warmup: int, repeats: 
 def measure_run(run: Path, update_hz: float = 1.0, warmup: int = 3, repeats: int = 15, batch: int = 8) -> dict:
     """Cost of one run's architecture: size, FLOPs, CPU latency at batch 1 (the real-time case),
     CPU throughput at ``batch`` clips per call, peak memory of each; GPU figures when present."""
+    from . import detection
     p = json.loads((run / "params.json").read_text())
     model = build_model(run)
     x, xb = clip_input(p), clip_input(p, batch)
+    if detection.is_fast_rcnn(p):   # its forward needs an RoI: whole frames, one box per clip
+        shape = detection.frame_shape(run)
+        model, x, xb = detection.RoIForward(model), detection.clip_input(p, shape), detection.clip_input(p, shape, batch)
     with torch.no_grad():
         lat = latency_stats(time_calls(lambda: model(x), warmup, repeats))
-        flops = gflops(model, x)
+        flops = gflops(getattr(model, "flops_module", model), x)   # fast_rcnn: its backbone's
         tput = throughput(lambda: model(xb), batch)
         mem1, memb = peak_memory_mb(lambda: model(x)), peak_memory_mb(lambda: model(xb))
         gpu = gpu_figures(model, x, xb, warmup, repeats)
@@ -149,6 +153,7 @@ def measure_run(run: Path, update_hz: float = 1.0, warmup: int = 3, repeats: int
             "repeats": lat["repeats"], "warmup": warmup, "window_s": window_s(p), "update_hz": update_hz,
             "realtime": bool(lat["p90_ms"] <= budget), "headroom": budget / lat["p90_ms"],
             "cpu_throughput_cps": tput, "throughput_batch": batch, "peak_mem_mb": mem1,
+            "boxes_per_prediction": boxes_per_prediction(p),
             "peak_mem_batch_mb": memb, **gpu}
 
 
@@ -163,6 +168,31 @@ def measure_runs(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: i
                                                "hardware": prov["hardware"], "versions": prov["versions"],
                                                "git": prov["git"]}, indent=1, default=str))
     return df
+
+
+def boxes_per_prediction(p: dict) -> int:
+    """Pet boxes one prediction needs: fast_rcnn takes one RoI (its key frame); a crop model was
+    trained on frames each cropped to its own box, so every frame it sees needs a detection."""
+    from .detection import is_fast_rcnn
+    if is_fast_rcnn(p):
+        return 1
+    return p["clip_len"] * p["test_clips"] if p["sampling"] == "clip" else p["num_segments"]
+
+
+def add_detector(df: pd.DataFrame, det: dict, update_hz: float) -> pd.DataFrame:
+    """End-to-end cost with the pet detector: every model here needs the pet's box (crops for
+    the recognisers, the RoI for fast_rcnn), and a camera gives none. A prediction costs the
+    model's latency plus one detection per box it needs (boxes_per_prediction); the verdict is
+    taken on the sum of the 90th percentiles."""
+    budget = 1000.0 / update_hz
+    out = df.copy()
+    n = out["boxes_per_prediction"] if "boxes_per_prediction" in out else 1
+    out["detector_ms"] = det["cpu_latency_ms"] * n
+    out["e2e_latency_ms"] = out["cpu_latency_ms"] + det["cpu_latency_ms"] * n
+    out["e2e_latency_p90_ms"] = out["cpu_latency_p90_ms"] + det["cpu_latency_p90_ms"] * n
+    out["realtime_e2e"] = out["e2e_latency_p90_ms"] <= budget
+    out["headroom_e2e"] = budget / out["e2e_latency_p90_ms"]
+    return out
 
 
 def pareto_front(summary: pd.DataFrame, x: str = "cpu_latency_ms", y: str = "top1") -> list[str]:

@@ -21,6 +21,8 @@ from . import cost, diagnose, explore, figures, metrics, paths, stats
 COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom",
                 "cpu_throughput_cps", "peak_mem_mb"]
 
+E2E_COLUMNS = ["detector_ms", "e2e_latency_ms", "e2e_latency_p90_ms", "realtime_e2e", "headroom_e2e"]
+
 METRIC_COLUMNS = ["top1", "top3", "top5", "mean_class_acc", "macro_f1", "top1_order_only"]
 
 
@@ -84,7 +86,11 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     for run in done:
         first_seed.setdefault(run.parent.name, run)
     cost_df = cost.measure_runs([first_seed[m] for m in summary["model"]], out, update_hz, cost_repeats)
-    summary = summary.merge(cost_df[COST_COLUMNS], on="model", how="left")
+    det = detector_cost(study, results_dir, out)
+    if det is not None:
+        cost_df = cost.add_detector(cost_df, det, update_hz)
+        cost_df.to_csv(out / "cost.csv", index=False)
+    summary = summary.merge(cost_df[[c for c in COST_COLUMNS + E2E_COLUMNS if c in cost_df]], on="model", how="left")
     paired = paired_tests(list(summary["model"]), correct, oo_mask)
     paired.to_csv(out / "paired_tests.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
@@ -116,6 +122,22 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     return {"summary": summary, "runs": runs_df, "paired": paired, "failed": pd.DataFrame(failed), "per_class": per_class_df,
             "diagnosis": diagnosis, "cost": cost_df,
             "best": best, "figures": figs, "dir": out}
+
+
+def detector_cost(study: str, results_dir, out: Path) -> dict | None:
+    """The study's pet detector (notebooks/detector.ipynb, trained on the action target's frames):
+    its test box AP from its metrics.json and its latency timed again now, beside the models;
+    written to evaluation/detector.json. None when the study has no trained detector."""
+    from . import detector
+    det_dir = detector.out_dir(study, "action", results_dir)
+    (out / "detector.json").unlink(missing_ok=True)
+    if not (det_dir / "metrics.json").is_file():
+        return None
+    trained = json.loads((det_dir / "metrics.json").read_text())
+    det = {k: trained[k] for k in ("detector", "box_ap", "box_ap50", "box_ap75", "n_images", "img_size")}
+    det.update(detector.measure(det_dir), source=str(det_dir / "metrics.json"))
+    (out / "detector.json").write_text(json.dumps(det, indent=1))
+    return det
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:

@@ -32,6 +32,8 @@ STUDY_DEFAULTS = dict(
     seeds=[0],
     targets=["action"],  # action and/or emotion
     target_models={},    # per-target model subsets, e.g. {emotion: [tsn, tsm]} (default: models)
+    detector=False,      # train the pet detector (detector.ipynb) on the action target's frames:
+                         #   its box AP and latency join every model's real-time verdict
     prepare={},          # prepare.ipynb parameters (short_side, margin, split ...)
     train={},            # train.ipynb overrides for every model (epochs, lr ...)
     evaluate={},         # evaluate.ipynb parameters (update_hz, cost_repeats)
@@ -176,8 +178,14 @@ def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
                               nb_params, data_inputs + key, run_dir / "metrics.json"))
             trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
     status += train_all(steps, resolved, slot_list, force, log)
+    det_metrics = paths.target_dir(cfg["study"], "action", rd or None) / "detector" / "metrics.json"
+    if cfg["detector"] and target == "action":   # one detector per study: boxes do not depend on the target
+        det = Step("detector", "detector", det_metrics.parent / "detector.ipynb",
+                   {**common, "profile": cfg["profile"]}, data_inputs, det_metrics)
+        status.append(det.run(force, log))
     ev = Step(f"evaluate ({target})", "evaluate", root / "evaluation" / "evaluate.ipynb",
-              {**common, "models": models, **cfg["evaluate"]}, files_digest(trained) + code_digest(),
+              {**common, "models": models, **cfg["evaluate"]},
+              files_digest(trained + ([det_metrics] if cfg["detector"] else [])) + code_digest(),
               root / "evaluation" / "summary.csv")
     status.append(ev.run(force, log))
     return status
