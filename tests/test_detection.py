@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from petaction import params as P
+from conftest import one_iteration
 
 
 def tiny_params(tiny_data, **over):
@@ -52,19 +53,13 @@ def test_clip_box_metric_top1_and_box_map():
 
 @pytest.mark.slow
 def test_fast_rcnn_one_iteration_and_a_test_pass(tiny_data, tmp_path):
-    from mmengine.runner import Runner
     from petaction import detection
     p = tiny_params(tiny_data)
     data = detection.full_frames(p)
     assert data.name == f"data_full{p['img_size']}"
     classes = json.loads((data / "classes.json").read_text())["classes"]
     cfg = detection.build(p, data, tmp_path, classes)
-    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=1, val_interval=10)
-    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10, by_epoch=False)
-    cfg.log_processor = dict(type="LogProcessor", by_epoch=False)
-    cfg.custom_hooks = []
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    runner = one_iteration(cfg)
     metrics = runner.test()
     assert 0 <= metrics["acc/top1"] <= 1 and 0 <= metrics["acc/box_map"] <= 1
     from petaction.train import save_scores
@@ -93,7 +88,6 @@ def test_detector_frame_picks_and_coco_boxes(tiny_data):
 
 @pytest.mark.slow
 def test_detector_one_iteration_box_ap_and_latency(tiny_data, tmp_path):
-    from mmengine.runner import Runner
     from petaction import detection, detector
     results, study, _ = tiny_data
     s = detector.settings("tiny")
@@ -102,12 +96,7 @@ def test_detector_one_iteration_box_ap_and_latency(tiny_data, tmp_path):
     for split in ("train", "val", "test"):
         (tmp_path / f"coco_{split}.json").write_text(json.dumps(detector.coco_split(data, split, 1)))
     cfg = detector.build(s, data, tmp_path)
-    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=1, val_interval=10)
-    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10, by_epoch=False)
-    cfg.log_processor = dict(type="LogProcessor", by_epoch=False)
-    cfg.custom_hooks = []
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    runner = one_iteration(cfg)
     metrics = runner.test()
     assert -1 <= metrics["coco/bbox_mAP"] <= 1          # pycocotools gives -1 when nothing is detected
     lat = detector.latency(runner.model, runner.test_dataloader.dataset)

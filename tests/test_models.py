@@ -2,6 +2,7 @@
 import pytest
 
 from petaction import params as P
+from conftest import one_iteration
 
 MODELS = [m for m in P.names("models") if m != "fast_rcnn"]   # a box-level detector: tests/test_detection.py
 
@@ -30,17 +31,11 @@ def test_full_profile_matches_zoo_parameter_count(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_one_training_iteration_and_a_test_pass(name, tiny_data, tmp_path):
     import json
-    from mmengine.runner import Runner
     from petaction import mmconfig
     results, study, data = tiny_data
     p = P.resolve_train({"model": name, "profile": "tiny", "study": study, "results_dir": str(results)})
     classes = json.loads((data / "classes.json").read_text())["classes"]
     cfg = mmconfig.build(p, data, tmp_path, classes, [1] * len(classes))
-    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=1, val_interval=10)
-    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10, by_epoch=False)
-    cfg.log_processor = dict(type="LogProcessor", by_epoch=False)
-    cfg.custom_hooks = []
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    runner = one_iteration(cfg)
     metrics = runner.test()
     assert 0 <= metrics["acc/top1"] <= 1

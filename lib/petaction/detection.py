@@ -198,41 +198,16 @@ def build(p: dict, data: Path, run_dir: Path, class_names: list[str]) -> Config:
                          "mmaction2's box head has no class weights")
     n = len(class_names)
     train_pipe, test_pipe = pipelines(p)
-    topk = tuple(sorted({1, min(3, n), min(5, n)}))
-    optimizer = dict(type=p["optimizer"], lr=p["lr"], weight_decay=p["weight_decay"])
-    if p["optimizer"] == "SGD":
-        optimizer["momentum"] = p["momentum"]
-    cfg = dict(
-        default_scope="mmaction",
-        custom_imports=dict(imports=["petaction.mmcompat", "petaction.detection"], allow_failed_imports=False),
+    topk = mmconfig.topk(n)
+    return Config(dict(
+        mmconfig.training(p, run_dir, class_names, imports=("petaction.mmcompat", "petaction.detection")),
         model=model_dict(p, n),
         train_dataloader=loader(p, data, "train", train_pipe, n, True),
         val_dataloader=loader(p, data, "val", test_pipe, n, False),
         test_dataloader=loader(p, data, "test", test_pipe, n, False),
         val_evaluator=dict(type="ClipBoxMetric", topk=topk),
         test_evaluator=dict(type="ClipBoxMetric", topk=topk, out_file=str(run_dir / "test_results.pkl")),
-        train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=p["epochs"], val_begin=1, val_interval=1),
-        val_cfg=dict(type="ValLoop"), test_cfg=dict(type="TestLoop"),
-        optim_wrapper=dict(type="AmpOptimWrapper" if p["amp"] else "OptimWrapper", optimizer=optimizer,
-                           clip_grad=dict(max_norm=p["grad_clip"], norm_type=2) if p["grad_clip"] else None),
-        param_scheduler=mmconfig.schedule(p),
-        default_hooks=dict(
-            runtime_info=dict(type="RuntimeInfoHook"), timer=dict(type="IterTimerHook"),
-            logger=dict(type="LoggerHook", interval=10, ignore_last=False),
-            param_scheduler=dict(type="ParamSchedulerHook"),
-            checkpoint=dict(type="CheckpointHook", interval=1, save_best="acc/top1", rule="greater",
-                            max_keep_ckpts=1, save_last=True),
-            sampler_seed=dict(type="DistSamplerSeedHook")),
-        env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-                     dist_cfg=dict(backend="nccl")),
-        log_processor=dict(type="LogProcessor", window_size=10, by_epoch=True),
-        log_level="INFO", load_from=None, resume=False,
-        randomness=dict(seed=p["seed"], deterministic=p["deterministic"], diff_rank_seed=False),
-        custom_hooks=[dict(type="EpochCSVHook"), dict(type="TrustCheckpointsHook")],
-        work_dir=str(run_dir),
-        dataset_meta=dict(classes=class_names),
-    )
-    return Config(cfg)
+    ))
 
 
 # ---- run ----
@@ -261,16 +236,8 @@ def run(p: dict) -> dict:
     runner.load_checkpoint(str(best))
     test_metrics = runner.test()
     scores = train.save_scores(out, data, class_names)
-    metrics = {
-        "model": p["model"], "seed": p["seed"], "target": p["target"], "profile": p["profile"],
-        "best_checkpoint": best.name, "best_epoch": int(best.stem.rsplit("_", 1)[-1]),
-        "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
-        "n_test": scores["n_test"], "train_time_s": round(train_s, 1),
-        "wall_time_s": round(time.time() - t0, 1), "classes": class_names,
-        "data_dir": str(data), "roi": "labelled pet box at the key frame",
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return metrics
+    return train.write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0,
+                               data_dir=str(data), roi="labelled pet box at the key frame")
 
 
 # ---- cost (for cost.py: fast_rcnn's forward needs its RoI, which a plain tensor call lacks) ----

@@ -104,27 +104,20 @@ def class_weights(counts: list[int]) -> list[float]:
     return [round(w * scale, 6) for w in inv]
 
 
-def build(p: dict, data_dir: Path, run_dir: Path, class_names: list[str], train_counts: list[int]) -> Config:
-    n = len(class_names)
-    model = model_dict(p, n)
-    if p["class_balance"] == "loss":
-        model["cls_head"]["loss_cls"] = dict(type="CrossEntropyLoss", class_weight=class_weights(train_counts))
-    train_pipe, test_pipe = pipelines(p)
+def topk(n: int) -> tuple:
+    """The top-k accuracies reported for n classes (1, 3, 5, capped at n)."""
+    return tuple(sorted({1, min(3, n), min(5, n)}))
+
+
+def training(p: dict, run_dir: Path, class_names: list[str], imports=("petaction.mmcompat",)) -> dict:
+    """What every training here shares, whatever the model and data: epochs and validation,
+    optimizer and schedule, hooks, seeding, work dir (mmconfig.build and detection.build)."""
     optimizer = dict(type=p["optimizer"], lr=p["lr"], weight_decay=p["weight_decay"])
     if p["optimizer"] == "SGD":
         optimizer["momentum"] = p["momentum"]
-    topk = tuple(sorted({1, min(3, n), min(5, n)}))
-    acc = dict(type="AccMetric", metric_list=("top_k_accuracy", "mean_class_accuracy"),
-               metric_options=dict(top_k_accuracy=dict(topk=topk)))
-    cfg = dict(
+    return dict(
         default_scope="mmaction",
-        custom_imports=dict(imports=["petaction.mmcompat"], allow_failed_imports=False),
-        model=model,
-        train_dataloader=loader(p, data_dir, "train", train_pipe, True, class_names),
-        val_dataloader=loader(p, data_dir, "val", test_pipe, False),
-        test_dataloader=loader(p, data_dir, "test", test_pipe, False),
-        val_evaluator=acc,
-        test_evaluator=[acc, dict(type="DumpResults", out_file_path=str(run_dir / "test_results.pkl"))],
+        custom_imports=dict(imports=list(imports), allow_failed_imports=False),
         train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=p["epochs"], val_begin=1, val_interval=1),
         val_cfg=dict(type="ValLoop"), test_cfg=dict(type="TestLoop"),
         optim_wrapper=dict(type="AmpOptimWrapper" if p["amp"] else "OptimWrapper", optimizer=optimizer,
@@ -140,11 +133,29 @@ def build(p: dict, data_dir: Path, run_dir: Path, class_names: list[str], train_
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
                      dist_cfg=dict(backend="nccl")),
         log_processor=dict(type="LogProcessor", window_size=10, by_epoch=True),
-        visualizer=dict(type="ActionVisualizer", vis_backends=[dict(type="LocalVisBackend")]),
         log_level="INFO", load_from=None, resume=False,
         randomness=dict(seed=p["seed"], deterministic=p["deterministic"], diff_rank_seed=False),
         custom_hooks=[dict(type="EpochCSVHook"), dict(type="TrustCheckpointsHook")],
         work_dir=str(run_dir),
         dataset_meta=dict(classes=class_names),
     )
-    return Config(cfg)
+
+
+def build(p: dict, data_dir: Path, run_dir: Path, class_names: list[str], train_counts: list[int]) -> Config:
+    n = len(class_names)
+    model = model_dict(p, n)
+    if p["class_balance"] == "loss":
+        model["cls_head"]["loss_cls"] = dict(type="CrossEntropyLoss", class_weight=class_weights(train_counts))
+    train_pipe, test_pipe = pipelines(p)
+    acc = dict(type="AccMetric", metric_list=("top_k_accuracy", "mean_class_accuracy"),
+               metric_options=dict(top_k_accuracy=dict(topk=topk(n))))
+    return Config(dict(
+        training(p, run_dir, class_names),
+        model=model,
+        train_dataloader=loader(p, data_dir, "train", train_pipe, True, class_names),
+        val_dataloader=loader(p, data_dir, "val", test_pipe, False),
+        test_dataloader=loader(p, data_dir, "test", test_pipe, False),
+        val_evaluator=acc,
+        test_evaluator=[acc, dict(type="DumpResults", out_file_path=str(run_dir / "test_results.pkl"))],
+        visualizer=dict(type="ActionVisualizer", vis_backends=[dict(type="LocalVisBackend")]),
+    ))

@@ -163,13 +163,19 @@ def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
     data = data_dir(p["study"], p["target"], p["results_dir"] or None)
     class_names = json.loads((data / "classes.json").read_text())["classes"]
     scores = save_scores(out, data, class_names)
+    return write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0,
+                         processes=get_world_size(), resumed=resume)
+
+
+def write_metrics(out: Path, p: dict, best: Path, test_metrics: dict, scores: dict, class_names: list[str],
+                  train_s: float, t0: float, **extra) -> dict:
+    """metrics.json, written last: its presence marks a finished run (evaluate, study, resume)."""
     metrics = {
         "model": p["model"], "seed": p["seed"], "target": p["target"], "profile": p["profile"],
         "best_checkpoint": best.name, "best_epoch": int(best.stem.rsplit("_", 1)[-1]),
         "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
         "n_test": scores["n_test"], "train_time_s": round(train_s, 1),
-        "wall_time_s": round(time.time() - t0, 1), "classes": class_names,
-        "processes": get_world_size(), "resumed": resume,
+        "wall_time_s": round(time.time() - t0, 1), "classes": class_names, **extra,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
