@@ -1,5 +1,6 @@
 """fast_rcnn (box-level behaviour recognition) and the pet detector: geometry, metric, one iteration."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -107,9 +108,12 @@ def test_detector_one_iteration_box_ap_and_latency(tiny_data, tmp_path):
 def test_detector_run_writes_metrics_and_remeasures(tiny_data):
     from petaction import detector
     results, study, _ = tiny_data
-    m = detector.run(study=study, profile="tiny", results_dir=str(results))
     out = detector.out_dir(study, "action", str(results))
-    saved = json.loads((out / "metrics.json").read_text())
-    assert saved["box_ap"] == m["box_ap"] and saved["n_images"]["test"] > 0 and saved["img_size"] == 32
-    again = detector.measure(out)                       # evaluate's path: rebuilt from config.py + best checkpoint
-    assert again["cpu_latency_ms"] > 0 and again["params_m"] == pytest.approx(saved["params_m"])
+    try:
+        m = detector.run(study=study, profile="tiny", results_dir=str(results))
+        saved = json.loads((out / "metrics.json").read_text())
+        assert saved["box_ap"] == m["box_ap"] and saved["n_images"]["test"] > 0 and saved["img_size"] == 32
+        again = detector.measure(out)                   # evaluate's path: rebuilt from config.py + best checkpoint
+        assert again["cpu_latency_ms"] > 0 and again["params_m"] == pytest.approx(saved["params_m"])
+    finally:   # the tiny study is shared: a detector left there would change what infer's tests localise with
+        shutil.rmtree(out, ignore_errors=True)

@@ -51,9 +51,12 @@ def test_pareto_front():
 def test_peak_memory_sees_a_temporary_allocation():
     from petaction import cost
 
-    def big():   # 200 MB touched, then freed: only the high-water mark remembers it
-        a = np.ones(200 * 2**20 // 8)
-        return float(a[-1])
+    def big():   # 200 MB of fresh pages (an anonymous map, never recycled memory), touched, then freed
+        import mmap
+        m = mmap.mmap(-1, 200 * 2**20)
+        for i in range(0, len(m), 4096):
+            m[i] = 1
+        m.close()
     peak = cost.peak_memory_mb(big)
     if np.isnan(peak):
         pytest.skip("this kernel offers no resettable peak RSS")

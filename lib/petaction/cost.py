@@ -18,6 +18,7 @@ machine, threads and library versions).
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -92,19 +93,44 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
-def peak_memory_mb(fn) -> float:
-    """Peak resident memory (MB) that fn() adds to the process: Linux's high-water mark
-    (VmHWM), reset first through /proc/self/clear_refs; NaN where the kernel does not offer it."""
+def _rss_kb() -> int | None:
+    try:   # /proc/self/statm: sizes in pages; the second is the resident set
+        return int(Path("/proc/self/statm").read_text().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_memory_mb(fn, interval_s: float = 0.001) -> float:
+    """Peak resident memory (MB) that fn() adds to the process, Linux only (NaN elsewhere).
+
+    Two readings, the larger wins: the kernel's high-water mark (VmHWM, reset first through
+    /proc/self/clear_refs; some kernels only update it lazily) and the resident set sampled by
+    a thread every ``interval_s`` while fn runs."""
     import gc
+    import threading
     gc.collect()
+    before = _rss_kb()
+    if before is None:
+        return float("nan")
     try:
         Path("/proc/self/clear_refs").write_text("5")   # 5: reset the peak RSS to the current RSS
     except OSError:
-        return float("nan")
-    before = _status_kb("VmRSS")
-    fn()
-    peak = _status_kb("VmHWM")
-    return float("nan") if before is None or peak is None else max(peak - before, 0) / 1024.0
+        pass
+    sampled, done = [before], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            sampled.append(_rss_kb() or 0)
+            time.sleep(interval_s)
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        t.join()
+    peak = max(max(sampled), _status_kb("VmHWM") or 0)
+    return max(peak - before, 0) / 1024.0
 
 
 def throughput(fn, batch: int, warmup: int = 2, repeats: int = 5) -> float:
