@@ -121,8 +121,9 @@ def methods(r: dict) -> str:
     lines = ["| Model | Recognizer | Backbone | Input | Epochs | lr | Batch |", "|---|---|---|---|---|---|---|"]
     for model in r["summary"]["model"]:
         p = r["run_params"][model]
-        from .mmconfig import model_dict
-        m = model_dict(p, len(r["classes"]["classes"]))
+        from . import detection, mmconfig
+        build = detection.model_dict if detection.is_fast_rcnn(p) else mmconfig.model_dict   # no cls_head
+        m = build(p, len(r["classes"]["classes"]))
         bb = m["backbone"]
         depth = f"-{bb['depth']}" if "depth" in bb else ""
         inp = (f"{p['num_segments']} segments" if p["sampling"] == "segments"
