@@ -16,10 +16,18 @@ def test_gpus_and_strategy_are_checked():
         schedule.resolve_gpus("all")
     assert schedule.slots(["0", "1"], "parallel") == [["0"], ["1"]]
     assert schedule.slots(["0", "1"], "ddp") == [["0", "1"]]
-    assert schedule.slots([], "parallel") == [[]]          # CPU only: one process, in turn
+    assert schedule.slots([], "parallel") == [[]]          # CPU only, one job: one process, in turn
+    assert schedule.slots([], "parallel", 2) == [[], []]   # two CPU trainings side by side
+    assert schedule.resolve_cpu_jobs(3) == 3 and schedule.resolve_cpu_jobs("auto") >= 1
+    for bad in (0, "two", True):
+        with pytest.raises(P.ParamError, match="cpu_jobs must be"):
+            study.load_study(None, {"cpu_jobs": bad})
     with pytest.raises(P.ParamError, match="choose one of"):
         study.load_study(None, {"strategy": "fast"})
     assert schedule.env(["0", "1"]) == {"CUDA_VISIBLE_DEVICES": "0,1"} and schedule.env([]) == {}
+    # n CPU slots share the cores: each job's torch gets its share of threads (at least one)
+    assert schedule.env([], n_slots=2) == {"OMP_NUM_THREADS": str(schedule.cpu_threads(2))}
+    assert schedule.cpu_threads(10 ** 6) == 1
 
 
 def test_lpt_plan_balances_the_full_profile_shape():
@@ -77,30 +85,42 @@ def test_a_failing_job_does_not_stop_its_gpu():
 
 
 def test_study_pins_each_training_to_its_gpu(tmp_path, monkeypatch):
-    """run_target on two fake GPUs: every training step gets its own CUDA_VISIBLE_DEVICES;
-    with ddp one step at a time gets both and nproc 2."""
-    (tmp_path / "s" / "data").mkdir(parents=True)
-    for f in ("train.txt", "val.txt", "test.txt", "classes.json"):
-        (tmp_path / "s" / "data" / f).write_text("x")
+    """The study on two fake GPUs: every training step gets its own CUDA_VISIBLE_DEVICES;
+    with ddp one step at a time gets both and nproc 2; on two CPU slots each gets one thread.
+    Both targets' trainings and the detector share one pool, the detector first."""
+    for target in ("", "emotion"):
+        (tmp_path / "s" / target / "data").mkdir(parents=True)
+        for f in ("train.txt", "val.txt", "test.txt", "classes.json"):
+            (tmp_path / "s" / target / "data" / f).write_text("x")
     calls = []
 
     def fake_run(self, force, log, env=None):
-        calls.append((self.name, self.parameters.get("nproc"), (env or {}).get("CUDA_VISIBLE_DEVICES")))
+        env = env or {}
+        calls.append((self.name, self.parameters.get("nproc"), env.get("CUDA_VISIBLE_DEVICES"), env.get("OMP_NUM_THREADS")))
         time.sleep(0.2)
         return {"step": self.name, "status": "done", "notebook": str(self.out_nb)}
 
     monkeypatch.setattr(study.Step, "run", fake_run)
     monkeypatch.setattr(schedule, "job_cost", lambda p: {"tsn": 3.0, "tsm": 2.0, "x3d": 1.0}[p["model"]])
+    monkeypatch.setattr(schedule, "cpu_threads", lambda n: 1)
     base = {"study": "s", "results_dir": str(tmp_path), "profile": "tiny", "models": ["x3d", "tsm", "tsn"]}
-    study.run_target(study.load_study(None, {**base, "gpus": [0, 1]}), "action", False, lambda *_: None)
+    study.run_targets(study.load_study(None, {**base, "gpus": [0, 1]}), False, lambda *_: None)
     train = [c for c in calls if c[0].startswith("train")]
     assert [c[0].split()[1] for c in train[:2]] == ["tsn", "tsm"]      # longest first
     assert {c[2] for c in train} == {"0", "1"} and all(c[1] is None for c in train)
     calls.clear()
-    study.run_target(study.load_study(None, {**base, "gpus": [0, 1], "strategy": "ddp"}), "action", False,
-                     lambda *_: None)
+    study.run_targets(study.load_study(None, {**base, "gpus": [0, 1], "strategy": "ddp"}), False, lambda *_: None)
     train = [c for c in calls if c[0].startswith("train")]
-    assert [c[1:] for c in train] == [(2, "0,1")] * 3
+    assert [c[1:3] for c in train] == [(2, "0,1")] * 3
+    calls.clear()
+    study.run_targets(study.load_study(None, {**base, "gpus": [], "cpu_jobs": 2, "detector": True,
+                                              "targets": ["action", "emotion"],
+                                              "target_models": {"emotion": ["tsm"]}}), False, lambda *_: None)
+    names = [c[0] for c in calls]
+    assert names[:2] == ["prepare (action)", "prepare (emotion)"]     # every target prepared first
+    assert "detector" in names[2:4] and "train tsm seed 0 (emotion)" in names   # the detector starts at once
+    assert names[-2:] == ["evaluate (action)", "evaluate (emotion)"]  # evaluated once all have trained
+    assert {c[3] for c in calls if c[0].startswith(("train", "detector"))} == {"1"}
 
 
 def test_kernel_gets_the_pinned_environment(tmp_path):

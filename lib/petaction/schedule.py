@@ -6,6 +6,11 @@
                         still waiting (longest processing time first, LPT).
     strategy: ddp       one model at a time on all GPUs: the train notebook runs torchrun with
                         nproc = number of GPUs (DistributedDataParallel, see launch).
+    cpu_jobs: auto      no GPU: this many trainings at once, each with cores / cpu_jobs torch
+                        threads (OMP_NUM_THREADS). At the quick profile's small convolutions two
+                        threads barely beat one (a 3-epoch TSM: 57 s at 2 threads, 81 s at 1),
+                        so on 2 cores two 1-thread trainings side by side do 1.4x the work of
+                        one 2-thread training (README, "Measured").
 
 The same code places jobs whether the slots are real GPUs, a fake list on a CPU machine
 (tests, benchmarks/schedule.py) or a Slurm allocation (ddp: one slot, many nodes).
@@ -50,19 +55,40 @@ def resolve_gpus(gpus) -> list[str]:
     raise ParamError(f"gpus must be auto, a count or a list of GPU ids (got {gpus!r})")
 
 
-def slots(gpus: list[str], strategy: str) -> list[list[str]]:
-    """The GPU sets jobs run on: one per GPU (parallel), all together (ddp), or the CPU."""
+def resolve_cpu_jobs(cpu_jobs) -> int:
+    """'auto' -> one training per core, at most 4 and one per 4 GiB of memory (a quick-profile
+    training holds about 1.5 GiB); an int n >= 1 -> n."""
+    if cpu_jobs == "auto":
+        cores = os.cpu_count() or 1
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+        return max(1, min(cores, 4, int(mem_gib // 4)))
+    if isinstance(cpu_jobs, int) and not isinstance(cpu_jobs, bool) and cpu_jobs >= 1:
+        return cpu_jobs
+    raise ParamError(f"cpu_jobs must be auto or a whole number >= 1 (got {cpu_jobs!r})")
+
+
+def slots(gpus: list[str], strategy: str, cpu_jobs: int = 1) -> list[list[str]]:
+    """The GPU sets jobs run on: one per GPU (parallel), all together (ddp), or, without a
+    GPU, `cpu_jobs` CPU slots (each an empty list)."""
     if strategy not in STRATEGIES:
         raise ParamError(f"strategy {strategy!r} is not valid; choose one of {list(STRATEGIES)}")
     if not gpus:
-        return [[]]
+        return [[] for _ in range(cpu_jobs)]
     return [[g] for g in gpus] if strategy == "parallel" else [list(gpus)]
 
 
-def env(slot: list[str], visible: list[str] | None = None) -> dict:
-    """Environment for a job on `slot`: only its GPUs are visible. Nothing is set for the CPU
-    or for a slot of every visible GPU (ddp; under srun, Slurm sets each node's own)."""
-    if not slot or slot == visible:
+def cpu_threads(n_slots: int) -> int:
+    """Torch threads for each of n CPU trainings running side by side."""
+    return max(1, (os.cpu_count() or 1) // n_slots)
+
+
+def env(slot: list[str], visible: list[str] | None = None, n_slots: int = 1) -> dict:
+    """Environment for a job on `slot`: only its GPUs are visible. On the CPU with several
+    slots, each job gets its share of the cores (OMP_NUM_THREADS). Nothing is set for a lone
+    CPU job or for a slot of every visible GPU (ddp; under srun, Slurm sets each node's own)."""
+    if not slot:
+        return {"OMP_NUM_THREADS": str(cpu_threads(n_slots))} if n_slots > 1 else {}
+    if slot == visible:
         return {}
     return {"CUDA_VISIBLE_DEVICES": ",".join(slot)}
 

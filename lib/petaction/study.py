@@ -6,8 +6,10 @@
 Each step is a papermill run of its notebook; the executed notebook is kept beside the
 step's outputs. A step whose parameters and inputs are unchanged is skipped (--force
 re-runs). A failed model does not stop the others; a failed step stops what depends on it.
-Trainings run on the study's GPUs (`gpus`, `strategy`: see schedule.py): one model per GPU
-longest first, or one at a time on all of them with DDP; on a CPU-only machine one at a time.
+Every target is prepared first; then all trainings (every target's models, and the detector)
+share one pool: the study's GPUs (`gpus`, `strategy`: see schedule.py), one model per GPU
+longest first or one at a time on all of them with DDP; on a CPU-only machine `cpu_jobs`
+trainings side by side, each on its share of the cores. Then each target is evaluated.
 A killed training resumes from its last checkpoint when the study runs again.
 """
 from __future__ import annotations
@@ -37,8 +39,9 @@ STUDY_DEFAULTS = dict(
     prepare={},          # prepare.ipynb parameters (short_side, margin, split ...)
     train={},            # train.ipynb overrides for every model (epochs, lr ...)
     evaluate={},         # evaluate.ipynb parameters (update_hz, cost_repeats)
-    gpus="auto",         # auto (every visible GPU) | a count | a list of GPU ids; none: CPU, one run at a time
+    gpus="auto",         # auto (every visible GPU) | a count | a list of GPU ids; none: the CPU (cpu_jobs)
     strategy="parallel", # parallel: one model per GPU, the rest queued | ddp: one model on all GPUs (torchrun)
+    cpu_jobs="auto",     # without a GPU: trainings side by side, each on cores / cpu_jobs threads (schedule.py)
 )
 KERNEL = "petaction"
 
@@ -57,7 +60,8 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
     P.check_keys(cfg["prepare"], P.notebook_parameters("prepare"), "study prepare section")
     P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
     P.check_keys(cfg["evaluate"], P.notebook_parameters("evaluate"), "study evaluate section")
-    schedule.slots(schedule.resolve_gpus(cfg["gpus"]), cfg["strategy"])   # refuses bad values
+    schedule.slots(schedule.resolve_gpus(cfg["gpus"]), cfg["strategy"],     # refuses bad values
+                   schedule.resolve_cpu_jobs(cfg["cpu_jobs"]))
     bad = (set(cfg["targets"]) | set(cfg["target_models"])) - {"action", "emotion"}
     if bad:
         raise P.ParamError(f"unknown target(s) {sorted(bad)}; valid: action, emotion")
@@ -144,28 +148,39 @@ def models_for(cfg: dict, target: str) -> list[str]:
     return cfg["target_models"].get(target, cfg["models"])
 
 
-def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
-    rd = cfg["results_dir"]
-    root = paths.target_dir(cfg["study"], target, rd or None)
-    common = dict(study=cfg["study"], results_dir=rd, target=target)
+def prepare_target(cfg: dict, target: str, force: bool, log) -> dict:
+    root = paths.target_dir(cfg["study"], target, cfg["results_dir"] or None)
     prep = Step(f"prepare ({target})", "prepare", root / "data" / "prepare.ipynb",
-                {**common, "data_root": cfg["data_root"], **cfg["prepare"]},
+                {**common_params(cfg, target), "data_root": cfg["data_root"], **cfg["prepare"]},
                 source_digest(cfg["data_root"]), root / "data" / "classes.json")
-    status = [prep.run(force, log)]
-    if status[-1]["status"] == "failed":
-        log(f"[stop] {target}: preparation failed, nothing depends on it can run")
-        return status
-    data = root / "data"
-    data_inputs = files_digest([data / f for f in ("train.txt", "val.txt", "test.txt", "classes.json")])
+    status = prep.run(force, log)
+    if status["status"] == "failed":
+        log(f"[stop] {target}: preparation failed, nothing that depends on it can run")
+    return status
+
+
+def common_params(cfg: dict, target: str) -> dict:
+    return dict(study=cfg["study"], results_dir=cfg["results_dir"], target=target)
+
+
+def data_inputs(cfg: dict, target: str) -> str:
+    data = paths.target_dir(cfg["study"], target, cfg["results_dir"] or None) / "data"
+    return files_digest([data / f for f in ("train.txt", "val.txt", "test.txt", "classes.json")])
+
+
+def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
+    """The target's training steps (model x seed), their resolved settings (None: cannot
+    resolve, the notebook will say why) and the files evaluate reads from them."""
+    rd = cfg["results_dir"]
     gpus = schedule.resolve_gpus(cfg["gpus"])
-    slot_list = schedule.slots(gpus, cfg["strategy"])
     ddp = {"nproc": len(gpus)} if cfg["strategy"] == "ddp" and len(gpus) > 1 else {}
+    inputs = data_inputs(cfg, target)
     steps, resolved, trained = [], [], []
-    models = models_for(cfg, target)
-    for model in models:
+    for model in models_for(cfg, target):
         for seed in cfg["seeds"]:
             run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None)
-            nb_params = {**common, "model": model, "seed": seed, "profile": cfg["profile"], **ddp, **cfg["train"]}
+            nb_params = {**common_params(cfg, target), "model": model, "seed": seed, "profile": cfg["profile"],
+                         **ddp, **cfg["train"]}
             # the stamp holds the settings as resolved from params/ files, so an edited
             # profile or model file re-runs the training that depends on it
             try:
@@ -175,32 +190,61 @@ def run_target(cfg: dict, target: str, force: bool, log) -> list[dict]:
                 resolved.append(None)
                 key = f"unresolvable: {e}"   # the notebook will fail with this message
             steps.append(Step(f"train {model} seed {seed} ({target})", "train", run_dir / "train.ipynb",
-                              nb_params, data_inputs + key, run_dir / "metrics.json"))
+                              nb_params, inputs + key, run_dir / "metrics.json"))
             trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
-    status += train_all(steps, resolved, slot_list, force, log)
-    det_metrics = paths.target_dir(cfg["study"], "action", rd or None) / "detector" / "metrics.json"
-    if cfg["detector"] and target == "action":   # one detector per study: boxes do not depend on the target
-        det = Step("detector", "detector", det_metrics.parent / "detector.ipynb",
-                   {**common, "profile": cfg["profile"]}, data_inputs, det_metrics)
-        status.append(det.run(force, log))
-    ev = Step(f"evaluate ({target})", "evaluate", root / "evaluation" / "evaluate.ipynb",
-              {**common, "models": models, **cfg["evaluate"]},
-              files_digest(trained + ([det_metrics] if cfg["detector"] else [])) + code_digest(),
-              root / "evaluation" / "summary.csv")
-    status.append(ev.run(force, log))
+    return steps, resolved, trained
+
+
+def detector_step(cfg: dict) -> Step:
+    """One pet detector per study, on the action target's frames (boxes do not depend on the target)."""
+    det_metrics = paths.target_dir(cfg["study"], "action", cfg["results_dir"] or None) / "detector" / "metrics.json"
+    return Step("detector", "detector", det_metrics.parent / "detector.ipynb",
+                {**common_params(cfg, "action"), "profile": cfg["profile"]}, data_inputs(cfg, "action"), det_metrics)
+
+
+def evaluate_step(cfg: dict, target: str, trained: list) -> Step:
+    root = paths.target_dir(cfg["study"], target, cfg["results_dir"] or None)
+    det = [detector_step(cfg).done] if cfg["detector"] else []
+    return Step(f"evaluate ({target})", "evaluate", root / "evaluation" / "evaluate.ipynb",
+                {**common_params(cfg, target), "models": models_for(cfg, target), **cfg["evaluate"]},
+                files_digest(trained + det) + code_digest(), root / "evaluation" / "summary.csv")
+
+
+def run_targets(cfg: dict, force: bool, log) -> list[dict]:
+    """Prepare every target, train everything (every target's models and the detector) in one
+    pool of slots, then evaluate each target: one pool keeps every slot busy to the end."""
+    status, prepared = [], []
+    for target in cfg["targets"]:
+        status.append(prepare_target(cfg, target, force, log))
+        if status[-1]["status"] != "failed":
+            prepared.append(target)
+    steps, resolved, trained = [], [], {}
+    for target in prepared:
+        s, r, trained[target] = train_steps(cfg, target)
+        steps += s
+        resolved += r
+    if cfg["detector"] and "action" in prepared:
+        steps.append(detector_step(cfg))
+        resolved.append("detector")
+    status += train_all(steps, resolved, cfg, force, log)
+    for target in prepared:
+        status.append(evaluate_step(cfg, target, trained[target]).run(force, log))
     return status
 
 
-def train_all(steps: list, resolved: list, slot_list: list, force: bool, log) -> list[dict]:
-    """Run the training steps on the slots (schedule.run): longest first when several slots
-    share them, each pinned to its GPUs. A finished model (fresh stamp) is skipped; a killed
-    one resumes from its last checkpoint (train.resume_or_clear)."""
+def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[dict]:
+    """Run the training steps on the study's slots (schedule.run): longest first when several
+    slots share them, each pinned to its GPUs or its share of the CPU cores. A finished model
+    (fresh stamp) is skipped; a killed one resumes from its last checkpoint (train.resume_or_clear)."""
+    gpus = schedule.resolve_gpus(cfg["gpus"])
+    slot_list = schedule.slots(gpus, cfg["strategy"], schedule.resolve_cpu_jobs(cfg["cpu_jobs"]))
     costs = [1.0] * len(steps)
     todo = [i for i, st in enumerate(steps) if force or not st.fresh()]
+    where = f"{len(slot_list)} GPUs" if gpus else f"{len(slot_list)} CPU slots of {schedule.cpu_threads(len(slot_list))} thread(s)"
     if len(slot_list) > 1 and len(todo) > 1:
-        costs = [estimate(resolved[i]) if i in todo else 0.0 for i in range(len(steps))]
+        costs = estimates([resolved[i] if i in todo else None for i in range(len(steps))])
         pl = schedule.plan([costs[i] for i in todo], len(slot_list))
-        log(f"[plan] {len(todo)} trainings on {len(slot_list)} GPUs, longest first (GFLOPs x epochs): "
+        log(f"[plan] {len(todo)} trainings on {where}, longest first (GFLOPs x epochs): "
             f"predicted makespan {100 * pl['over_per_slot']:.1f}% over total work / {len(slot_list)}")
 
     visible = schedule.visible_gpus() if any(slot_list) else []
@@ -208,7 +252,7 @@ def train_all(steps: list, resolved: list, slot_list: list, force: bool, log) ->
     def start(i: int, slot: list) -> dict:
         if slot and i in todo:
             log(f"[gpu ] {steps[i].name} on GPU {','.join(slot)}")
-        return steps[i].run(force, log, env=schedule.env(slot, visible))
+        return steps[i].run(force, log, env=schedule.env(slot, visible, len(slot_list)))
 
     results, _ = schedule.run(costs, slot_list, start, log)
     status = []
@@ -224,6 +268,15 @@ def train_all(steps: list, resolved: list, slot_list: list, force: bool, log) ->
     return status
 
 
+def estimates(resolved: list) -> list[float]:
+    """Each step's cost for ordering: GFLOPs x epochs for a training (0 when it cannot be
+    built: it will fail fast, or when it need not run); the detector, on another scale,
+    counts as the costliest training so that it starts first rather than last."""
+    costs = [estimate(p) if isinstance(p, dict) else 0.0 for p in resolved]
+    top = max(costs, default=1.0) or 1.0
+    return [top if p == "detector" else c for p, c in zip(resolved, costs)]
+
+
 def estimate(p: dict | None) -> float:
     """A training's cost for ordering; 0 when its model cannot be built (it will fail fast)."""
     try:
@@ -234,9 +287,7 @@ def estimate(p: dict | None) -> float:
 
 def run(cfg: dict, force: bool = False, log=print) -> list[dict]:
     t0 = time.time()
-    status = []
-    for target in cfg["targets"]:
-        status += run_target(cfg, target, force, log)
+    status = run_targets(cfg, force, log)
     evaluated = [paths.target_dir(cfg["study"], t, cfg["results_dir"] or None) / "evaluation" / "summary.csv" for t in cfg["targets"]]
     if all(p.is_file() for p in evaluated):
         study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
