@@ -1,28 +1,37 @@
 """Is the CPU latency benchmark repeatable? Two full passes over a study's trained models.
 
-    .venv/bin/python benchmarks/latency_repeat.py [--study default] [--repeats 30]
+    .venv/bin/python benchmarks/latency_repeat.py [--study default] [--repeats 15] [--min-time 2]
 
-Runs petaction.cost.measure_run (the function evaluate.ipynb uses) twice over every finished
-run of the study, one model after another, and reports each latency figure's ratio between
-the passes (target: within 10% on an idle machine). Writes benchmarks/results/latency_repeat.json.
+Runs petaction.cost.measure_run (the function evaluate.ipynb uses, with its settings: at least
+15 timed calls and 2 s per figure) twice over every finished run of the study, one model after
+another, and the study's pet detector (detector.measure) likewise, and reports each latency
+figure's ratio between the passes (target: within 10% on an idle machine).
+Writes benchmarks/results/latency_repeat.json.
 """
 from __future__ import annotations
 
 import argparse
 
-from petaction import paths, provenance
-from petaction.cost import measure_run
+from petaction import detector, paths, provenance
+from petaction.cost import MIN_TIME_S, measure_run
 from petaction.evaluate import find_runs
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--study", default="default")
-    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--min-time", type=float, default=MIN_TIME_S, help="timed seconds per figure, at least")
     a = ap.parse_args()
     done, _ = find_runs(paths.target_dir(a.study))
     runs = [r for r in done if r.name == "seed0"]
-    passes = [{r.parent.name: measure_run(r, repeats=a.repeats) for r in runs} for _ in range(2)]
+    det_dir = detector.out_dir(a.study, "action", None)
+    passes = []
+    for _ in range(2):
+        one = {r.parent.name: measure_run(r, repeats=a.repeats, min_time_s=a.min_time) for r in runs}
+        if (det_dir / "metrics.json").is_file():
+            one["detector"] = detector.measure(det_dir)
+        passes.append(one)
     rows, worst = [], 0.0
     for model in passes[0]:
         row = {"model": model}
@@ -34,7 +43,7 @@ def main() -> None:
         rows.append(row)
         print(row)
     print(f"largest ratio between the two passes: {worst:.3f} (target <= 1.10)")
-    provenance.save_benchmark("latency_repeat", {"study": a.study, "repeats": a.repeats, "rows": rows,
+    provenance.save_benchmark("latency_repeat", {"study": a.study, "repeats": a.repeats, "min_time_s": a.min_time, "rows": rows,
                                                  "worst_ratio": worst})
 
 

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: petaction
 #     language: python
@@ -28,6 +33,7 @@ train_ratio = 0.7
 val_ratio = 0.1
 test_ratio = 0.2
 group_by = ""
+folds = 0  # k >= 2: also k cross-validation folds
 seed = 0
 crop = True
 margin = 0.15

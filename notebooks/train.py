@@ -17,7 +17,7 @@
 # # Train one model
 # Builds the mmaction2 config from `params/` (base -> profile -> model -> overrides), trains
 # with mmengine's Runner on the prepared train split, keeps the best checkpoint on val and
-# tests it once. Outputs: `results/<study>/models/<model>/seed<k>/`.
+# tests it once. Outputs: `results/<study>/models/<model>/seed<k>/` (`seed<k>_fold<i>/` for fold i).
 #
 # `papermill notebooks/train.ipynb out.ipynb -p model tsn [-p seed 0 -p epochs 3]`
 #
@@ -31,6 +31,7 @@ profile = "quick"
 study = "default"
 target = "action"
 seed = 0
+fold = 0  # 0: the prepared split; i in 1..k: cross-validation fold i (prepare folds)
 results_dir = ""
 # Layered settings: None takes the value from params/ (see params/base.yaml).
 img_size = None

@@ -22,6 +22,13 @@ def test_gpus_and_strategy_are_checked():
     for bad in (0, "two", True):
         with pytest.raises(P.ParamError, match="cpu_jobs must be"):
             study.load_study(None, {"cpu_jobs": bad})
+    with pytest.raises(P.ParamError, match="not in targets"):
+        study.load_study(None, {"target_train": {"emotion": {"epochs": 2}}})
+    with pytest.raises(P.ParamError, match="target_train.emotion"):
+        study.load_study(None, {"targets": ["action", "emotion"], "target_train": {"emotion": {"epochz": 2}}})
+    for bad in (1, -2, "3"):
+        with pytest.raises(P.ParamError, match="folds must be"):
+            study.load_study(None, {"folds": bad})
     with pytest.raises(P.ParamError, match="choose one of"):
         study.load_study(None, {"strategy": "fast"})
     assert schedule.env(["0", "1"]) == {"CUDA_VISIBLE_DEVICES": "0,1"} and schedule.env([]) == {}

@@ -39,6 +39,10 @@ def test_latency_harness_excludes_warm_up():
     times = cost.time_calls(fn, warmup=3, repeats=5)
     assert len(calls) == 8 and len(times) == 5
     assert max(times) < 40  # ms: no warm-up call was timed
+    # a time budget adds calls until it is filled (a fast model is timed long enough to be stable)
+    calls.clear()
+    times = cost.time_calls(lambda: time.sleep(0.005), warmup=1, repeats=2, min_time_s=0.1)
+    assert len(times) > 2 and sum(times) >= 100 * 0.9
 
 
 def test_pareto_front():

@@ -123,9 +123,10 @@ def test_a_failed_model_does_not_stop_the_others(tiny_study):
 
 def test_action_and_emotion_in_one_study(tmp_path):
     """targets: [action, emotion] -> two comparisons, both in the one report; target_models
-    gives a target its own subset of models."""
+    gives a target its own subset of models, target_train its own training settings."""
     cfg = study.load_study(None, {"study": "tinyemo", "results_dir": str(tmp_path), "profile": "tiny",
                                   "models": ["tsn"], "target_models": {"emotion": ["tsm"]},
+                                  "target_train": {"emotion": {"epochs": 2}},
                                   "targets": ["action", "emotion"], "prepare": TINY_PREPARE})
     try:
         status = study.run(cfg, log=lambda *_: None)
@@ -133,8 +134,12 @@ def test_action_and_emotion_in_one_study(tmp_path):
         emo = pd.read_csv(tmp_path / "tinyemo" / "emotion" / "evaluation" / "summary.csv")
         assert list(emo["target"]) == ["emotion"] and list(emo["model"]) == ["tsm"]
         assert list(pd.read_csv(tmp_path / "tinyemo" / "evaluation" / "summary.csv")["model"]) == ["tsn"]
+        emo_log = pd.read_csv(tmp_path / "tinyemo" / "emotion" / "models" / "tsm" / "seed0" / "log.csv")
+        assert list(emo_log["epoch"]) == [1, 2]                    # target_train: emotion trains 2 epochs
+        assert len(pd.read_csv(tmp_path / "tinyemo" / "models" / "tsn" / "seed0" / "log.csv")) == 1
         html = (paths.REPO / "report" / "tinyemo.html").read_text(encoding="utf-8")
         assert "Emotion: results" in html and "Action: results" in html
+        assert "The emotion comparison trains tsm (the study's <code>target_models</code>)" in html
         assert f"{100 * emo['top1'].iloc[0]:.1f}%" in html
     finally:
         for suffix in ("html", "pdf"):

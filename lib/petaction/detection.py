@@ -30,7 +30,7 @@ import torch
 from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 
-from . import mmcompat, mmconfig, paths, provenance
+from . import mmcompat, mmconfig, paths
 
 mmcompat.install_drn_standin()   # before any mmaction import (idempotent; mmcompat did it already)
 from mmaction.datasets import RawframeDataset  # noqa: E402
@@ -139,7 +139,7 @@ def full_frames(p: dict) -> Path:
     study's prepare parameters (crop off, short side img_size) and checked to hold the
     same test clips, so fast_rcnn pairs clip for clip with every other model."""
     from . import prepare, train
-    data = train.data_dir(p["study"], p["target"], p["results_dir"] or None)
+    data = train.data_dir(p["study"], p["target"], p["results_dir"] or None, p.get("fold", 0))
     info = json.loads((data / "prepare.json").read_text())
     if not info["params"]["crop"]:
         return data
@@ -150,8 +150,9 @@ def full_frames(p: dict) -> Path:
     if not (done.is_file() and json.loads(done.read_text())["params"] == want):
         prepare.prepare(p["study"], p["results_dir"] or None, folder=folder, **want)
     for split in ("train", "val", "test"):
-        if (full / f"{split}.txt").read_text() != (data / f"{split}.txt").read_text():
-            raise RuntimeError(f"{full}/{split}.txt differs from {data}/{split}.txt: "
+        f = paths.split_file(split, p.get("fold", 0))
+        if (full / f).read_text() != (data / f).read_text():
+            raise RuntimeError(f"{full}/{f} differs from {data}/{f}: "
                                "the whole-frame cache must hold the same clips; remove it and re-run")
     return full
 
@@ -187,7 +188,7 @@ def loader(p: dict, data: Path, split: str, pipeline: list, n: int, train: bool)
     return dict(
         batch_size=p["batch_size"] if train else 1, num_workers=workers, persistent_workers=workers > 0,
         sampler=dict(type="DefaultSampler", shuffle=train),
-        dataset=dict(type="PetBoxRawframeDataset", ann_file=str(data / f"{split}.txt"), n_classes=n,
+        dataset=dict(type="PetBoxRawframeDataset", ann_file=str(data / paths.split_file(split, p.get("fold", 0))), n_classes=n,
                      data_prefix=dict(img=str(data / "frames")), filename_tmpl=mmconfig.FILENAME_TMPL,
                      pipeline=pipeline, test_mode=not train))
 
@@ -214,28 +215,18 @@ def build(p: dict, data: Path, run_dir: Path, class_names: list[str]) -> Config:
 
 def run(p: dict) -> dict:
     """Train fast_rcnn on whole frames, select on val, test once: train.run's outputs."""
-    from mmengine.runner import Runner
     from . import train
 
     t0 = time.time()
     data = full_frames(p)
     class_names = json.loads((data / "classes.json").read_text())["classes"]
-    out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None)
+    out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"])
     out.mkdir(parents=True, exist_ok=True)
     train.clear_checkpoints(out)
     cfg = build(p, data, out, class_names)
-    cfg.dump(str(out / "config.py"))
-    (out / "params.json").write_text(json.dumps(p, indent=1))
-    (out / "provenance.json").write_text(json.dumps(provenance.collect(), indent=1))
-    (out / "metrics.json").unlink(missing_ok=True)
-
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    train_s = time.time() - t0
-    best = train.best_checkpoint(out, runner)
-    runner.load_checkpoint(str(best))
-    test_metrics = runner.test()
-    scores = train.save_scores(out, data, class_names)
+    train.start_run(out, cfg, p)
+    _, best, test_metrics, train_s = train.train_then_test(cfg, out, t0)
+    scores = train.save_scores(out, data, class_names, p["fold"])
     return train.write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0,
                                data_dir=str(data), roi="labelled pet box at the key frame")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from . import mmconfig, paths, provenance
+from . import mmconfig, paths
 from .params import deep_merge
 
 METRICS_DOC = """metrics.json: {detector, profile, img_size, box_ap, box_ap50, box_ap75 (COCO box AP on
@@ -42,7 +42,7 @@ PROFILES = {
     "full": dict(img_size=256, depth=50, fpn_channels=256, fc_channels=1024, epochs=12, frames_per_clip=8,
                  batch_size=8, optimizer="SGD", lr=0.01, weight_decay=0.0001, num_workers=8),
 }
-LATENCY = dict(warmup=3, repeats=15)
+LATENCY = dict(warmup=3, repeats=15, min_time_s=2.0)   # as cost.measure_run times the models
 
 
 def settings(profile: str = "quick", **over) -> dict:
@@ -212,7 +212,6 @@ def out_dir(study: str, target: str = "action", results_dir=None) -> Path:
 def run(study: str = "default", target: str = "action", profile: str = "quick", results_dir=None,
         seed: int = 0, **over) -> dict:
     """Train the detector on the study's whole frames, select on val AP, test once, time it."""
-    from mmengine.runner import Runner
     from . import detection, train
     t0 = time.time()
     s = settings(profile, **over)
@@ -227,15 +226,8 @@ def run(study: str = "default", target: str = "action", profile: str = "quick", 
         n_images[split] = len(coco["images"])
         (out / f"coco_{split}.json").write_text(json.dumps(coco))
     cfg = build(s, data, out, seed)
-    cfg.dump(str(out / "config.py"))
-    (out / "provenance.json").write_text(json.dumps(provenance.collect(), indent=1))
-    (out / "metrics.json").unlink(missing_ok=True)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    train_s = time.time() - t0
-    best = train.best_checkpoint(out, runner)
-    runner.load_checkpoint(str(best))
-    test = runner.test()
+    train.start_run(out, cfg)
+    runner, best, test, train_s = train.train_then_test(cfg, out, t0)
     metrics = {"detector": f"faster_rcnn_r{s['depth']}_fpn", "profile": profile, "img_size": s["img_size"],
                "box_ap": float(test["coco/bbox_mAP"]), "box_ap50": float(test["coco/bbox_mAP_50"]),
                "box_ap75": float(test["coco/bbox_mAP_75"]), "n_images": n_images,

@@ -91,11 +91,13 @@ def best_model(study: str = "default", target: str = "action", results_dir=None)
 
 
 def predictions(study: str, model: str, seed: int = 0, target: str = "action", results_dir=None) -> pd.DataFrame:
-    """A run's test clips: true and predicted class, the predicted class's score, correct or not."""
+    """A run's test clips: true and predicted class, the predicted class's score, correct or not.
+    With cross-validation folds (seed<k>_fold<i>), every fold's test clips: each clip once."""
     run = paths.run_dir(study, model, seed, target, results_dir)
-    if not (run / "test_scores.csv").is_file():
+    runs = [run] if run.is_dir() else sorted(run.parent.glob(f"{run.name}_fold*"))
+    if not runs or not all((r / "test_scores.csv").is_file() for r in runs):
         raise FileNotFoundError(f"{run} has no test_scores.csv: train {model} (seed {seed}) first")
-    df = pd.read_csv(run / "test_scores.csv")
+    df = pd.concat([pd.read_csv(r / "test_scores.csv") for r in runs], ignore_index=True)
     class_cols = df.columns[3:]
     df["score"] = df[class_cols].max(axis=1)
     df["correct"] = df["label"] == df["pred"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
+from . import paths
 from .params import deep_merge, strip_delete
 
 TSM_TYPES = {"ResNetTSM", "MobileNetV2TSM", "TSMHead"}
@@ -67,7 +68,7 @@ def pipelines(p: dict) -> tuple[list, list]:
 
 def loader(p: dict, data_dir: Path, split: str, pipeline: list, train: bool, classes=None) -> dict:
     workers = p["num_workers"]
-    dataset = dict(type="RawframeDataset", ann_file=str(data_dir / f"{split}.txt"),
+    dataset = dict(type="RawframeDataset", ann_file=str(data_dir / paths.split_file(split, p.get("fold", 0))),
                    data_prefix=dict(img=str(data_dir / "frames")), filename_tmpl=FILENAME_TMPL,
                    pipeline=pipeline, test_mode=not train)
     sampler = dict(type="DefaultSampler", shuffle=train)

@@ -134,6 +134,8 @@ def validate_train(p: dict) -> None:
     for key in ("img_size", "num_segments", "clip_len", "frame_interval", "epochs", "batch_size", "test_clips"):
         if not isinstance(p[key], int) or p[key] < 1:
             raise ParamError(f"{key} must be a positive whole number (got {p[key]!r})")
+    if not isinstance(p["fold"], int) or isinstance(p["fold"], bool) or p["fold"] < 0:
+        raise ParamError(f"fold must be 0 (the prepared split) or a fold number 1..k (got {p['fold']!r})")
 
 
 # ---- notebooks ----

@@ -34,6 +34,27 @@ def target_dir(study: str, target: str = "action", results_dir=None) -> Path:
     return d if target == "action" else d / target
 
 
-def run_dir(study: str, model: str, seed: int, target: str = "action", results_dir=None) -> Path:
-    """<target dir>/models/<model>/seed<k>"""
-    return target_dir(study, target, results_dir) / "models" / model / f"seed{seed}"
+def run_dir(study: str, model: str, seed: int, target: str = "action", results_dir=None, fold: int = 0) -> Path:
+    """<target dir>/models/<model>/seed<k> (the prepared split) or .../seed<k>_fold<i> (fold i
+    of a k-fold cross-validation)."""
+    return target_dir(study, target, results_dir) / "models" / model / run_name(seed, fold)
+
+
+RUN_NAME = re.compile(r"^seed(\d+)(?:_fold(\d+))?$")
+
+
+def run_name(seed: int, fold: int = 0) -> str:
+    return f"seed{seed}" + (f"_fold{fold}" if fold else "")
+
+
+def parse_run(run: Path) -> tuple[int, int]:
+    """(seed, fold) from a run folder's name; fold 0: the prepared split."""
+    m = RUN_NAME.match(Path(run).name)
+    if not m:
+        raise ValueError(f"{run} is not a run folder (seed<k> or seed<k>_fold<i>)")
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+def split_file(split: str, fold: int = 0) -> str:
+    """The clip list of a split: train.txt, or train.fold<i>.txt for cross-validation fold i."""
+    return f"{split}.fold{fold}.txt" if fold else f"{split}.txt"

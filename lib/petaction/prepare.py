@@ -35,6 +35,7 @@ DEFAULTS = dict(
     split_policy="stratified",  # "stratified" (train/val/test by ratios) or "official"
     train_ratio=0.7, val_ratio=0.1, test_ratio=0.2,
     group_by="",             # dotted label key, e.g. "metadata.animal.breed": a group never straddles splits
+    folds=0,                 # k >= 2: also k cross-validation folds (<split>.fold<i>.txt; small datasets)
     seed=0,
     crop=True,               # crop to the pet box (False: whole frame, boxes transformed)
     margin=0.15,             # crop margin, as a share of the box's long side, per side
@@ -69,6 +70,8 @@ def check_params(p: dict) -> dict:
             raise ValueError(f"{key}={p[key]!r} is not valid; choose one of {list(valid)}")
     if abs(p["train_ratio"] + p["val_ratio"] + p["test_ratio"] - 1) > 1e-6:
         raise ValueError("train_ratio + val_ratio + test_ratio must add up to 1")
+    if not isinstance(p["folds"], int) or isinstance(p["folds"], bool) or p["folds"] < 0 or p["folds"] == 1:
+        raise ValueError(f"folds must be 0 (off) or a whole number >= 2 (got {p['folds']!r})")
     return p
 
 
@@ -219,6 +222,8 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, *, fo
         raise PrepareError(f"no usable clip under {str(source)!r}: all {len(clips)} were rejected; "
                            f"see {out / 'rejected.csv'} for each reason")
     splits.assign(rows, p)
+    if p["folds"]:
+        splits.assign_folds(rows, p, p["folds"])
     class_names = classes.ordered_labels({r["label"] for r in rows}, p["target"])
     index = {c: i for i, c in enumerate(class_names)}
     for r in rows:
@@ -226,11 +231,13 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, *, fo
     rows.sort(key=lambda r: r["id"])
     write_csv(out / "clips.csv", rows, list(rows[0].keys()))
     write_csv(out / "rejected.csv", [asdict(r) for r in rejected], ["path", "kind", "reason"])
-    for split in ("train", "val", "test"):
-        with open(out / f"{split}.txt", "w", encoding="utf-8") as f:
-            for r in rows:
-                if r["split"] == split:
-                    f.write(f"{r['id']} {r['frames']} {r['label_index']}\n")
+    for fold in range(p["folds"] + 1):   # 0: the prepared split; 1..k: the folds
+        key = f"split_fold{fold}" if fold else "split"
+        for split in ("train", "val", "test"):
+            with open(out / paths.split_file(split, fold), "w", encoding="utf-8") as f:
+                for r in rows:
+                    if r[key] == split:
+                        f.write(f"{r['id']} {r['frames']} {r['label_index']}\n")
     order_only = []
     if not p["data_root"] and p["target"] == "action":
         from . import synth

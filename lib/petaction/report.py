@@ -12,7 +12,8 @@ from . import paths
 
 TABLE_COLUMNS = {"model": "Model", "top1": "Top-1", "top1_ci": "Top-1 95% CI", "top3": "Top-3", "top5": "Top-5",
                  "mean_class_acc": "Mean class acc.", "macro_f1": "Macro-F1",
-                 "top1_order_only": "Top-1 (order-only classes)", "n_seeds": "Seeds"}
+                 "top1_order_only": "Top-1 (order-only classes)", "top1_fold_std": "Top-1 s.d. over folds",
+                 "n_seeds": "Seeds"}
 
 
 def pct(x: float) -> str:
@@ -41,11 +42,24 @@ def load(study: str = "default", results_dir=None, target: str = "action") -> di
     r["detector"] = json.loads((ev / "detector.json").read_text()) if (ev / "detector.json").is_file() else None
     r["run_params"] = {}
     r["run_provenance"] = {}
-    for row in r["runs"].itertuples():
-        run = root / "models" / row.model / f"seed{row.seed}"
+    for row in r["runs"].itertuples():   # with folds: fold 1's run stands for the others (same settings)
+        run = root / "models" / row.model / paths.run_name(row.seed, 1 if folds(r) else 0)
         r["run_params"][row.model] = json.loads((run / "params.json").read_text())
         r["run_provenance"][(row.model, row.seed)] = json.loads((run / "provenance.json").read_text())
     return r
+
+
+def folds(r: dict) -> int:
+    """k when the target was evaluated by k-fold cross-validation, else 0."""
+    return int(r["prepare"]["params"].get("folds", 0))
+
+
+def test_set(r: dict) -> str:
+    n = int(r["summary"].iloc[0]["n_test"])
+    if folds(r):
+        return (f"by {folds(r)}-fold cross-validation: each of the {n} clips is tested once, by the "
+                "fold that held it out, and the metrics pool the folds' test clips")
+    return f"on a held-out test split of {n} clips"
 
 
 def table(summary: pd.DataFrame) -> str:
@@ -83,7 +97,7 @@ def abstract(r: dict) -> str:
     source = "the embedded synthetic set in the AI-Hub format" if not p["params"]["data_root"] else \
         f"the AI-Hub data at `{p['params']['data_root']}`"
     text = (f"We train {len(s)} mmaction2 video recognisers from scratch on {source} "
-            f"({counts_line(r)}) and compare them on a held-out test split of {int(best['n_test'])} clips. ")
+            f"({counts_line(r)}) and compare them {test_set(r)}. ")
     text += f"{best['model']} leads with top-1 {pct(best['top1'])} and mean class accuracy {pct(best['mean_class_acc'])}"
     if len(s) > 1:
         second = s.iloc[1]
@@ -111,6 +125,11 @@ def dataset(r: dict) -> str:
             f"{r['prepare']['text_mismatch']} kept clips have a Korean action text that does not match their code. "
             f"Frames were cropped to the labelled pet box (margin {p['margin']}) and resized to "
             f"{p['short_side']} px.")
+    if folds(r):
+        text += (f" For cross-validation the clips were also dealt into {folds(r)} folds, stratified by class"
+                 + (f" (whole `{p['group_by']}` groups)" if p["group_by"] else "") + "; each model trains "
+                 f"{folds(r)} times, fold i held out as test and the rest split train/val in the same ratio, "
+                 "and the tables pool the folds' test predictions (the s.d. column is the fold-to-fold spread).")
     if r["classes"]["order_only"]:
         text += (f" The classes {', '.join(r['classes']['order_only'])} visit the same poses in opposite order: "
                  "no single frame, nor an unordered set of frames, tells them apart.")
@@ -138,10 +157,27 @@ def methods(r: dict) -> str:
     lines.append(f"All models train from scratch (no pretrained weights) with mmengine's Runner, "
                  f"{' / '.join(opts)} with linear warm-up and cosine decay (class balancing: {', '.join(balance)}), "
                  f"and keep the checkpoint with the best validation top-1. "
-                 f"Hardware: {hw['cpu']} ({hw['cpu_count']} CPUs, {hw['torch_threads']} torch threads), {gpu}. "
+                 f"Hardware: {hw['cpu']} ({hw['cpu_count']} CPUs; training on {hw['torch_threads']} torch "
+                 f"thread(s) per run), {gpu}. "
                  f"Software: Python {v['python']}, torch {v['torch']}, mmaction2 {v['mmaction2']}, "
                  f"mmengine {v['mmengine']}, mmcv {v['mmcv']}.")
+    subset = model_subset(r)
+    if subset:
+        lines.append(subset)
     return "\n".join(lines)
+
+
+def model_subset(r: dict) -> str:
+    """For a target other than action: which of the action comparison's models it trains
+    (the study's target_models), so a reader does not take a missing row for a failure."""
+    action = r["root"].parent / "evaluation" / "summary.csv"
+    if r["target"] == "action" or not action.is_file():
+        return ""
+    all_models, here = list(pd.read_csv(action)["model"]), list(r["summary"]["model"])
+    if set(here) == set(all_models):
+        return ""
+    return (f"\nThe {r['target']} comparison trains {', '.join(sorted(here))} (the study's `target_models`); "
+            f"the action comparison trains {len(all_models)} models.")
 
 
 def r_params(r: dict) -> list[dict]:
@@ -455,7 +491,11 @@ def appendix(r: dict) -> str:
                      f"{prov['time_utc']} | {row.train_time_s:.0f} |")
     if len(r["failed"]):
         lines += ["", "Failed runs:", ""]
-        lines += [f"- {f.model} seed {f.seed}: {f.error} (`{f.notebook}`)" for f in r["failed"].itertuples()]
+        for f in r["failed"].itertuples():
+            fold = getattr(f, "fold", 0)   # a column since k-fold; NaN/0: the prepared split
+            lines.append(f"- {f.model} seed {f.seed}" + (f" fold {int(fold)}" if pd.notna(fold) and fold else "")
+                         + f": {f.error} (`{f.notebook}`)")
     lines += ["", "Resolved parameters, configs and library versions of each run are in "
-              f"`results/{r['study']}/models/<model>/seed<k>/` (`params.json`, `config.py`, `provenance.json`)."]
+              f"`results/{r['study']}/{'' if r['target'] == 'action' else r['target'] + '/'}models/<model>/"
+              f"{'seed<k>_fold<i>' if folds(r) else 'seed<k>'}/` (`params.json`, `config.py`, `provenance.json`)."]
     return "\n".join(lines)

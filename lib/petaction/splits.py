@@ -1,4 +1,5 @@
-"""Train/val/test splits: stratified by class, seeded, optionally grouped; class caps."""
+"""Train/val/test splits: stratified by class, seeded, optionally grouped; class caps; and
+k-fold cross-validation folds (each clip tested once, by the fold that holds it out)."""
 from __future__ import annotations
 
 import random
@@ -85,7 +86,7 @@ def assign(rows: list[dict], p: dict) -> None:
     _stratified(rows, ratios, rng)
 
 
-def _stratified(rows: list[dict], ratios, rng: random.Random) -> None:
+def _stratified(rows: list[dict], ratios, rng: random.Random, key: str = "split") -> None:
     by_class = defaultdict(list)
     for r in sorted(rows, key=lambda r: r["id"]):
         by_class[r["label"]].append(r)
@@ -94,7 +95,43 @@ def _stratified(rows: list[dict], ratios, rng: random.Random) -> None:
         rng.shuffle(items)
         n_train, n_val, _ = split_counts(len(items), ratios)
         for i, r in enumerate(items):
-            r["split"] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+            r[key] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+
+
+def assign_folds(rows: list[dict], p: dict, k: int) -> None:
+    """Set row['fold'] (1..k) in place: stratified by class (with group_by, whole groups by
+    their majority class), so each fold's test set has each class's share. Then, for fold i,
+    row['split_fold<i>']: test for the fold's own clips; the rest split into train and val in
+    the ratio train_ratio : val_ratio, stratified, seeded per fold."""
+    if k < 2:
+        raise ValueError(f"folds must be 0 (off) or at least 2 (got {k})")
+    rng = random.Random(p["seed"])
+    units, label_of = defaultdict(list), {}
+    for r in sorted(rows, key=lambda r: r["id"]):
+        units[r.get("group") if p["group_by"] else r["id"]].append(r)
+    for u, members in units.items():
+        label_of[u] = Counter(m["label"] for m in members).most_common(1)[0][0]
+    by_class = defaultdict(list)
+    for u in units:
+        by_class[label_of[u]].append(u)
+    dealt = 0   # continue the round robin across classes: fold sizes differ by at most one unit
+    for label in sorted(by_class):
+        us = by_class[label]
+        rng.shuffle(us)
+        for u in us:
+            for r in units[u]:
+                r["fold"] = dealt % k + 1
+            dealt += 1
+    if min(Counter(r["fold"] for r in rows).values(), default=0) == 0 or len({r["fold"] for r in rows}) < k:
+        raise ValueError(f"folds={k} needs at least {k} clips (or groups); there are {len(units)}")
+    share = p["val_ratio"] / (p["train_ratio"] + p["val_ratio"])
+    for i in range(1, k + 1):
+        key = f"split_fold{i}"
+        for r in rows:
+            if r["fold"] == i:
+                r[key] = "test"
+        _stratified([r for r in rows if r["fold"] != i], (1 - share, share, 0.0),
+                    random.Random(p["seed"] * 1000 + i), key)
 
 
 def count_table(rows: list[dict], class_names: list[str]) -> list[dict]:

@@ -32,8 +32,10 @@ STUDY_DEFAULTS = dict(
     profile="quick",     # params/profiles/<profile>.yaml
     models=["tsn", "tsm"],
     seeds=[0],
+    folds=0,             # k >= 2: k-fold cross-validation (each clip tested once; metrics pooled over folds)
     targets=["action"],  # action and/or emotion
     target_models={},    # per-target model subsets, e.g. {emotion: [tsn, tsm]} (default: models)
+    target_train={},     # per-target train overrides over `train`, e.g. {emotion: {epochs: 8}}
     detector=False,      # train the pet detector (detector.ipynb) on the action target's frames:
                          #   its box AP and latency join every model's real-time verdict
     prepare={},          # prepare.ipynb parameters (short_side, margin, split ...)
@@ -58,7 +60,16 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
     if cfg["profile"] not in P.names("profiles"):
         raise P.ParamError(f"unknown profile {cfg['profile']!r}; valid: {', '.join(P.names('profiles'))}")
     P.check_keys(cfg["prepare"], P.notebook_parameters("prepare"), "study prepare section")
+    if "folds" in cfg["prepare"]:
+        raise P.ParamError("set folds at the study's top level (folds: k), not under prepare: "
+                           "the trainings must know about the folds too")
+    if not isinstance(cfg["folds"], int) or isinstance(cfg["folds"], bool) or cfg["folds"] < 0 or cfg["folds"] == 1:
+        raise P.ParamError(f"folds must be 0 (off) or a whole number >= 2 (got {cfg['folds']!r})")
     P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
+    for target, over in cfg["target_train"].items():
+        if target not in cfg["targets"]:
+            raise P.ParamError(f"target_train names {target!r}, which is not in targets {cfg['targets']}")
+        P.check_keys(over, P.notebook_parameters("train"), f"study target_train.{target} section")
     P.check_keys(cfg["evaluate"], P.notebook_parameters("evaluate"), "study evaluate section")
     schedule.slots(schedule.resolve_gpus(cfg["gpus"]), cfg["strategy"],     # refuses bad values
                    schedule.resolve_cpu_jobs(cfg["cpu_jobs"]))
@@ -151,7 +162,8 @@ def models_for(cfg: dict, target: str) -> list[str]:
 def prepare_target(cfg: dict, target: str, force: bool, log) -> dict:
     root = paths.target_dir(cfg["study"], target, cfg["results_dir"] or None)
     prep = Step(f"prepare ({target})", "prepare", root / "data" / "prepare.ipynb",
-                {**common_params(cfg, target), "data_root": cfg["data_root"], **cfg["prepare"]},
+                {**common_params(cfg, target), "data_root": cfg["data_root"], **cfg["prepare"],
+                 **({"folds": cfg["folds"]} if cfg["folds"] else {})},
                 source_digest(cfg["data_root"]), root / "data" / "classes.json")
     status = prep.run(force, log)
     if status["status"] == "failed":
@@ -163,9 +175,14 @@ def common_params(cfg: dict, target: str) -> dict:
     return dict(study=cfg["study"], results_dir=cfg["results_dir"], target=target)
 
 
-def data_inputs(cfg: dict, target: str) -> str:
-    data = paths.target_dir(cfg["study"], target, cfg["results_dir"] or None) / "data"
-    return files_digest([data / f for f in ("train.txt", "val.txt", "test.txt", "classes.json")])
+def data_inputs(cfg: dict, target: str, fold: int = 0) -> str:
+    from .train import data_lists
+    return files_digest(data_lists(paths.target_dir(cfg["study"], target, cfg["results_dir"] or None) / "data", fold))
+
+
+def folds(cfg: dict) -> list[int]:
+    """The data splits every model trains on: [0] (the prepared split) or the folds 1..k."""
+    return list(range(1, cfg["folds"] + 1)) if cfg["folds"] else [0]
 
 
 def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
@@ -174,24 +191,23 @@ def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
     rd = cfg["results_dir"]
     gpus = schedule.resolve_gpus(cfg["gpus"])
     ddp = {"nproc": len(gpus)} if cfg["strategy"] == "ddp" and len(gpus) > 1 else {}
-    inputs = data_inputs(cfg, target)
     steps, resolved, trained = [], [], []
-    for model in models_for(cfg, target):
-        for seed in cfg["seeds"]:
-            run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None)
-            nb_params = {**common_params(cfg, target), "model": model, "seed": seed, "profile": cfg["profile"],
-                         **ddp, **cfg["train"]}
-            # the stamp holds the settings as resolved from params/ files, so an edited
-            # profile or model file re-runs the training that depends on it
-            try:
-                resolved.append(P.resolve_train(nb_params))
-                key = digest(resolved[-1])
-            except P.ParamError as e:
-                resolved.append(None)
-                key = f"unresolvable: {e}"   # the notebook will fail with this message
-            steps.append(Step(f"train {model} seed {seed} ({target})", "train", run_dir / "train.ipynb",
-                              nb_params, inputs + key, run_dir / "metrics.json"))
-            trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
+    for model, seed, fold in ((m, s, f) for m in models_for(cfg, target) for s in cfg["seeds"] for f in folds(cfg)):
+        run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None, fold)
+        nb_params = {**common_params(cfg, target), "model": model, "seed": seed, "profile": cfg["profile"],
+                     **({"fold": fold} if fold else {}), **ddp, **cfg["train"], **cfg["target_train"].get(target, {})}
+        # the stamp holds the settings as resolved from params/ files, so an edited
+        # profile or model file re-runs the training that depends on it
+        try:
+            resolved.append(P.resolve_train(nb_params))
+            key = digest(resolved[-1])
+        except P.ParamError as e:
+            resolved.append(None)
+            key = f"unresolvable: {e}"   # the notebook will fail with this message
+        name = f"train {model} seed {seed}" + (f" fold {fold}" if fold else "") + f" ({target})"
+        steps.append(Step(name, "train", run_dir / "train.ipynb", nb_params,
+                          data_inputs(cfg, target, fold) + key, run_dir / "metrics.json"))
+        trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
     return steps, resolved, trained
 
 

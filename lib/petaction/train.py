@@ -26,28 +26,36 @@ from . import mmcompat, mmconfig, paths, provenance  # noqa: F401  (mmcompat fir
 from . import launch
 
 
-def data_dir(study: str, target: str, results_dir=None) -> Path:
+def data_dir(study: str, target: str, results_dir=None, fold: int = 0) -> Path:
     d = paths.target_dir(study, target, results_dir) / "data"
     if not (d / "classes.json").is_file():
         raise FileNotFoundError(f"no prepared data at {d}: run prepare first "
                                 f"(papermill notebooks/prepare.ipynb out.ipynb -p study {study} -p target {target})")
+    if fold and not (d / paths.split_file("test", fold)).is_file():
+        raise FileNotFoundError(f"fold {fold} is not prepared at {d}: prepare with folds >= {fold} "
+                                "(the study's `folds: k`, or papermill -p folds k)")
     return d
 
 
-def read_split(data: Path, split: str) -> list[tuple[str, int, int]]:
+def data_lists(data: Path, fold: int = 0) -> list[Path]:
+    """The files that say what a run trains and tests on."""
+    return [data / paths.split_file(s, fold) for s in ("train", "val", "test")] + [data / "classes.json"]
+
+
+def read_split(data: Path, split: str, fold: int = 0) -> list[tuple[str, int, int]]:
     rows = []
-    with open(data / f"{split}.txt", encoding="utf-8") as f:
+    with open(data / paths.split_file(split, fold), encoding="utf-8") as f:
         for line in f:
             clip, frames, label = line.rsplit(maxsplit=2)
             rows.append((clip, int(frames), int(label)))
     return rows
 
 
-def save_scores(run: Path, data: Path, class_names: list[str]) -> dict:
+def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0) -> dict:
     """Per-clip test scores from mmengine's DumpResults pickle -> NPZ + CSV."""
     with open(run / "test_results.pkl", "rb") as f:
         results = pickle.load(f)
-    test = read_split(data, "test")
+    test = read_split(data, "test", fold)
     if len(results) != len(test):
         raise RuntimeError(f"{len(results)} test predictions for {len(test)} test clips")
     scores = np.stack([np.asarray(r["pred_score"], dtype=np.float32) for r in results])
@@ -90,7 +98,7 @@ ATTEMPT = "attempt.key"   # the resolved settings and data of the training that 
 def attempt_key(p: dict, data: Path) -> str:
     """Resolved parameters + the data lists' content: equal keys mean the same training."""
     h = hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode())
-    h.update(provenance.files_digest([data / f for f in ("train.txt", "val.txt", "test.txt", "classes.json")]).encode())
+    h.update(provenance.files_digest(data_lists(data, p["fold"])).encode())
     return h.hexdigest()[:16]
 
 
@@ -114,10 +122,10 @@ def run(p: dict, log=print) -> dict:
         from . import detection
         return detection.run(p)
     t0 = time.time()
-    data = data_dir(p["study"], p["target"], p["results_dir"] or None)
+    data = data_dir(p["study"], p["target"], p["results_dir"] or None, p["fold"])
     class_names = json.loads((data / "classes.json").read_text())["classes"]
-    train_counts = np.bincount([r[2] for r in read_split(data, "train")], minlength=len(class_names))
-    out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None)
+    train_counts = np.bincount([r[2] for r in read_split(data, "train", p["fold"])], minlength=len(class_names))
+    out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"])
     out.mkdir(parents=True, exist_ok=True)
     cfg = mmconfig.build(p, data, out, class_names, train_counts.tolist())
     launch.adapt(cfg, p)
@@ -125,11 +133,8 @@ def run(p: dict, log=print) -> dict:
     resume = resume_or_clear(out, key)
     if resume:
         log(f"resuming an interrupted training of the same settings from {(out / 'last_checkpoint').read_text()}")
-    cfg.dump(str(out / "config.py"))
-    (out / "params.json").write_text(json.dumps(p, indent=1))
-    (out / "provenance.json").write_text(json.dumps(provenance.collect(), indent=1))
+    start_run(out, cfg, p)
     (out / ATTEMPT).write_text(key)
-    (out / "metrics.json").unlink(missing_ok=True)   # present only once this run has finished
     if not launch.distributed(p):
         return fit(cfg, p, out, resume, t0)
     launch.run_torchrun(p, out, resume, log)
@@ -144,10 +149,21 @@ def worker(out: Path, resume: bool, launcher: str) -> None:
     fit(cfg, json.loads((out / "params.json").read_text()), out, resume, time.time())
 
 
-def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
-    """mmengine's Runner: train (resuming when asked), test the best checkpoint; the main
-    process writes the scores and metrics.json."""
-    from mmengine.dist import barrier, get_world_size, is_main_process
+def start_run(out: Path, cfg, p: dict | None = None) -> None:
+    """What a run folder holds before training: the resolved config, the parameters, the
+    provenance; an earlier metrics.json goes (its presence marks a finished run)."""
+    cfg.dump(str(out / "config.py"))
+    if p is not None:
+        (out / "params.json").write_text(json.dumps(p, indent=1))
+    (out / "provenance.json").write_text(json.dumps(provenance.collect(), indent=1))
+    (out / "metrics.json").unlink(missing_ok=True)
+
+
+def train_then_test(cfg, out: Path, t0: float, resume: bool = False):
+    """mmengine's Runner (recogniser, fast_rcnn or detector config): train (resuming when
+    asked), load the best checkpoint on val, test it once. Returns (runner, best checkpoint,
+    test metrics, training seconds since t0)."""
+    from mmengine.dist import barrier
     from mmengine.runner import Runner
 
     cfg.resume, cfg.load_from = resume, None   # resume: mmengine reads work_dir/last_checkpoint
@@ -157,12 +173,19 @@ def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
     train_s = time.time() - t0
     best = best_checkpoint(out, runner)
     runner.load_checkpoint(str(best))   # a checkpoint this run wrote: see mmcompat
-    test_metrics = runner.test()
+    return runner, best, runner.test(), train_s
+
+
+def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
+    """Train and test (train_then_test); the main process writes the scores and metrics.json."""
+    from mmengine.dist import get_world_size, is_main_process
+
+    _, best, test_metrics, train_s = train_then_test(cfg, out, t0, resume)
     if not is_main_process():
         return {}
     data = data_dir(p["study"], p["target"], p["results_dir"] or None)
     class_names = json.loads((data / "classes.json").read_text())["classes"]
-    scores = save_scores(out, data, class_names)
+    scores = save_scores(out, data, class_names, p["fold"])
     return write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0,
                          processes=get_world_size(), resumed=resume)
 
@@ -171,7 +194,7 @@ def write_metrics(out: Path, p: dict, best: Path, test_metrics: dict, scores: di
                   train_s: float, t0: float, **extra) -> dict:
     """metrics.json, written last: its presence marks a finished run (evaluate, study, resume)."""
     metrics = {
-        "model": p["model"], "seed": p["seed"], "target": p["target"], "profile": p["profile"],
+        "model": p["model"], "seed": p["seed"], "fold": p["fold"], "target": p["target"], "profile": p["profile"],
         "best_checkpoint": best.name, "best_epoch": int(best.stem.rsplit("_", 1)[-1]),
         "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
         "n_test": scores["n_test"], "train_time_s": round(train_s, 1),
