@@ -33,7 +33,7 @@ train_ratio = 0.7
 val_ratio = 0.1
 test_ratio = 0.2
 group_by = ""
-folds = 0  # k >= 2: also k cross-validation folds
+folds = 0  # k of 2 or more: also k cross-validation folds
 seed = 0
 crop = True
 margin = 0.15
