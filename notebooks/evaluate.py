@@ -38,6 +38,12 @@ E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["mode
 display(E["summary"])
 
 # %% [markdown]
+# ## Cross-validation folds (study `folds: k`; `evaluation/folds.csv`): each fold's own test metrics
+
+# %%
+display(E["folds"] if len(E["folds"]) else "no folds: one prepared train/val/test split")
+
+# %% [markdown]
 # ## Compute cost and the real-time verdict (CPU, batch 1; `evaluation/cost.csv`, `cost.json`)
 
 # %%

@@ -187,7 +187,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     }
     if figs["gallery"] is None:   # no mistakes: no gallery (and none left from an earlier evaluation)
         (out / "confusion_gallery.png").unlink(missing_ok=True)
-    return {"summary": summary, "runs": runs_df, "paired": paired, "failed": pd.DataFrame(failed), "per_class": per_class_df,
+    return {"summary": summary, "runs": runs_df, "folds": pd.DataFrame(fold_rows), "paired": paired, "failed": pd.DataFrame(failed), "per_class": per_class_df,
             "diagnosis": diagnosis, "cost": cost_df,
             "best": best, "figures": figs, "dir": out}
 

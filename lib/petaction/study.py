@@ -67,8 +67,8 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
         raise P.ParamError(f"folds must be 0 (off) or a whole number >= 2 (got {cfg['folds']!r})")
     P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
     for target, over in cfg["target_train"].items():
-        if target not in cfg["targets"]:
-            raise P.ParamError(f"target_train names {target!r}, which is not in targets {cfg['targets']}")
+        if target not in P.CHOICES["target"]:   # a target the study does not run is ignored
+            raise P.ParamError(f"target_train names {target!r}; targets are {list(P.CHOICES['target'])}")
         P.check_keys(over, P.notebook_parameters("train"), f"study target_train.{target} section")
     P.check_keys(cfg["evaluate"], P.notebook_parameters("evaluate"), "study evaluate section")
     schedule.slots(schedule.resolve_gpus(cfg["gpus"]), cfg["strategy"],     # refuses bad values
