@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/latency_repeat.py [--study default] [--repeats 15] [--min-time 2]
 
-Runs petaction.cost.measure_run (the function evaluate.ipynb uses, with its settings: at least
-15 timed calls and 2 s per figure) twice over every finished run of the study, one model after
-another, and the study's pet detector (detector.measure) likewise, and reports each latency
+Runs petaction.cost.measure (what evaluate.ipynb runs, with its settings: at least 15 timed
+calls and 2 s per figure, every model timed interleaved) twice over every finished run of the
+study, and the study's pet detector (detector.measure) likewise, and reports each latency
 figure's ratio between the passes (target: within 10% on an idle machine).
 Writes benchmarks/results/latency_repeat.json.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from petaction import detector, paths, provenance
-from petaction.cost import MIN_TIME_S, measure_run
+from petaction.cost import MIN_TIME_S, measure
 from petaction.evaluate import find_runs
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     det_dir = detector.out_dir(a.study, "action", None)
     passes = []
     for _ in range(2):
-        one = {r.parent.name: measure_run(r, repeats=a.repeats, min_time_s=a.min_time) for r in runs}
+        one = {row["model"]: row for row in measure(runs, repeats=a.repeats, min_time_s=a.min_time)}
         if (det_dir / "metrics.json").is_file():
             one["detector"] = detector.measure(det_dir)
         passes.append(one)

@@ -45,6 +45,17 @@ def test_latency_harness_excludes_warm_up():
     assert len(times) > 2 and sum(times) >= 100 * 0.9
 
 
+
+def test_interleaved_timing_visits_every_model_each_round():
+    from petaction import cost
+    order = []
+    fns = [lambda: order.append("a"), lambda: order.append("b")]
+    times = cost.interleaved_times(fns, warmup=2, repeats=6, rounds=3)
+    assert order[:4] == ["a", "a", "b", "b"]                      # warm-up of each, untimed
+    assert order[4:] == ["a", "a", "b", "b"] * 3                  # then rounds: each model in turn
+    assert [len(t) for t in times] == [6, 6]
+
+
 def test_pareto_front():
     from petaction import cost
     s = pd.DataFrame({"model": ["slow_good", "fast_bad", "dominated", "mid"], "top1": [0.9, 0.5, 0.4, 0.7],

@@ -1,7 +1,9 @@
 """What each trained model costs to run, and whether it keeps up in real time.
 
 evaluate.evaluate (so evaluate.ipynb) calls measure_runs; benchmarks/latency_repeat.py calls
-measure_run twice to check the figures repeat.
+measure twice to check the figures repeat. The models' batch-1 latencies are timed interleaved
+(interleaved_times): round after round, each model in turn, so that a slow minute of a shared
+machine falls on every model alike rather than on whichever was being timed.
 
 For a finished run (the architecture of its saved ``config.py``): parameters,
 GFLOPs per clip (mmengine's FlopAnalyzer), CPU latency of one clip at batch 1 (median and 90th
@@ -48,6 +50,22 @@ def time_calls(fn, warmup: int = 3, repeats: int = 15, min_time_s: float = 0.0) 
         t0 = time.perf_counter()
         fn()
         times.append(1000.0 * (time.perf_counter() - t0))
+    return times
+
+
+def interleaved_times(fns: list, warmup: int = 3, repeats: int = 15, min_time_s: float = 0.0,
+                      rounds: int = 10) -> list[list[float]]:
+    """Wall times (ms) of each fn's calls, timed in ``rounds`` rounds that visit every fn in turn
+    (after ``warmup`` untimed calls of each): per fn at least ``repeats`` calls and at least
+    ``min_time_s`` seconds in all, spread evenly over the rounds."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    calls_per_round = -(-repeats // rounds)   # ceil: the repeats are reached by the last round
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            times[i] += time_calls(fn, warmup=0, repeats=calls_per_round, min_time_s=min_time_s / rounds)
     return times
 
 
@@ -170,10 +188,8 @@ def gpu_figures(model, x: torch.Tensor, xb: torch.Tensor, warmup: int, repeats: 
     return out
 
 
-def measure_run(run: Path, update_hz: float = 1.0, warmup: int = 3, repeats: int = 15, batch: int = 8,
-                min_time_s: float = MIN_TIME_S) -> dict:
-    """Cost of one run's architecture: size, FLOPs, CPU latency at batch 1 (the real-time case),
-    CPU throughput at ``batch`` clips per call, peak memory of each; GPU figures when present."""
+def timing_inputs(run: Path, batch: int) -> dict:
+    """A run's model built from its config.py (eval mode) and dummy inputs at batch 1 and ``batch``."""
     from . import detection
     p = json.loads((run / "params.json").read_text())
     model = build_model(run)
@@ -181,31 +197,52 @@ def measure_run(run: Path, update_hz: float = 1.0, warmup: int = 3, repeats: int
     if detection.is_fast_rcnn(p):   # its forward needs an RoI: whole frames, one box per clip
         shape = detection.frame_shape(run)
         model, x, xb = detection.RoIForward(model), detection.clip_input(p, shape), detection.clip_input(p, shape, batch)
+    return {"p": p, "model": model, "x": x, "xb": xb}
+
+
+def measure(runs: list[Path], update_hz: float = 1.0, warmup: int = 3, repeats: int = 15, batch: int = 8,
+            min_time_s: float = MIN_TIME_S) -> list[dict]:
+    """Cost of each run's architecture: size, FLOPs, CPU latency at batch 1 (the real-time case;
+    all runs timed interleaved), CPU throughput at ``batch`` clips per call, peak memory of each;
+    GPU figures when present."""
+    items = [timing_inputs(run, batch) for run in runs]
     with torch.no_grad():
         # memory first, on cold calls: once warm, the allocator reuses its buffers and a call adds nothing
-        mem1, memb = peak_memory_mb(lambda: model(x)), peak_memory_mb(lambda: model(xb))
-        lat = latency_stats(time_calls(lambda: model(x), warmup, repeats, min_time_s))
-        flops = gflops(getattr(model, "flops_module", model), x)   # fast_rcnn: its backbone's
-        tput = throughput(lambda: model(xb), batch)
-        gpu = gpu_figures(model, x, xb, warmup, repeats)
-    budget = 1000.0 / update_hz
-    return {"model": p["model"], "seed": p["seed"], "params_m": sum(t.numel() for t in model.parameters()) / 1e6,
-            "gflops": flops, "cpu_latency_ms": lat["median_ms"], "cpu_latency_p90_ms": lat["p90_ms"],
-            "repeats": lat["repeats"], "min_time_s": min_time_s, "warmup": warmup, "window_s": window_s(p), "update_hz": update_hz,
-            "realtime": bool(lat["p90_ms"] <= budget), "headroom": budget / lat["p90_ms"],
-            "cpu_throughput_cps": tput, "throughput_batch": batch, "peak_mem_mb": mem1,
-            "boxes_per_prediction": boxes_per_prediction(p),
-            "peak_mem_batch_mb": memb, **gpu}
+        mems = [(peak_memory_mb(lambda: it["model"](it["x"])), peak_memory_mb(lambda: it["model"](it["xb"])))
+                for it in items]
+        times = interleaved_times([lambda it=it: it["model"](it["x"]) for it in items], warmup, repeats, min_time_s)
+        rows = []
+        for it, (mem1, memb), t in zip(items, mems, times):
+            p, model, x, xb = it["p"], it["model"], it["x"], it["xb"]
+            lat = latency_stats(t)
+            budget = 1000.0 / update_hz
+            rows.append({
+                "model": p["model"], "seed": p["seed"], "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
+                "gflops": gflops(getattr(model, "flops_module", model), x),   # fast_rcnn: its backbone's
+                "cpu_latency_ms": lat["median_ms"], "cpu_latency_p90_ms": lat["p90_ms"],
+                "repeats": lat["repeats"], "min_time_s": min_time_s, "warmup": warmup, "window_s": window_s(p),
+                "update_hz": update_hz, "realtime": bool(lat["p90_ms"] <= budget), "headroom": budget / lat["p90_ms"],
+                "cpu_throughput_cps": throughput(lambda: model(xb), batch), "throughput_batch": batch,
+                "peak_mem_mb": mem1, "boxes_per_prediction": boxes_per_prediction(p), "peak_mem_batch_mb": memb,
+                **gpu_figures(model, x, xb, warmup, repeats)})
+    return rows
+
+
+def measure_run(run: Path, update_hz: float = 1.0, warmup: int = 3, repeats: int = 15, batch: int = 8,
+                min_time_s: float = MIN_TIME_S) -> dict:
+    """measure() for one run."""
+    return measure([run], update_hz, warmup, repeats, batch, min_time_s)[0]
 
 
 def measure_runs(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: int = 15) -> pd.DataFrame:
     """cost.csv / cost.json in ``out`` for the given finished runs (one per model)."""
-    rows = [measure_run(run, update_hz, repeats=repeats) for run in runs]
+    rows = measure(runs, update_hz, repeats=repeats)
     df = pd.DataFrame(rows)
     df.to_csv(out / "cost.csv", index=False)
     prov = provenance.collect()
     (out / "cost.json").write_text(json.dumps({"rows": rows, "update_hz": update_hz, "batch": 1, "device": "cpu",
                                                "torch_threads": torch.get_num_threads(),
+                                               "timing": "interleaved rounds (cost.interleaved_times)",
                                                "hardware": prov["hardware"], "versions": prov["versions"],
                                                "git": prov["git"]}, indent=1, default=str))
     return df
