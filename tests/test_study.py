@@ -60,7 +60,9 @@ def test_summary_recomputed_from_scores(tiny_study):
     assert (s["params_m"] > 0).all() and (s["gflops"] > 0).all() and (s["cpu_latency_ms"] > 0).all()
     assert s["realtime"].isin([True, False]).all()
     cost = json.loads((ev / "cost.json").read_text())
-    assert cost["torch_threads"] >= 1 and cost["versions"]["torch"] and cost["rows"][0]["repeats"] == 2
+    assert cost["torch_threads"] >= 1 and cost["versions"]["torch"]
+    # at least cost_repeats (2) timed calls, and as many more as fill the time budget
+    assert cost["rows"][0]["repeats"] >= 2 and cost["rows"][0]["min_time_s"] == 2.0
     diag = pd.read_csv(ev / "diagnosis.csv")
     assert set(diag["model"]) == {"tsn", "tsm"} and diag["verdict"].notna().all()
     # the pet detector's latency joins every model's (issue 7): end to end = detector + model
