@@ -228,12 +228,6 @@ def measure(runs: list[Path], update_hz: float = 1.0, warmup: int = 3, repeats: 
     return rows
 
 
-def measure_run(run: Path, update_hz: float = 1.0, warmup: int = 3, repeats: int = 15, batch: int = 8,
-                min_time_s: float = MIN_TIME_S) -> dict:
-    """measure() for one run."""
-    return measure([run], update_hz, warmup, repeats, batch, min_time_s)[0]
-
-
 def measure_runs(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: int = 15) -> pd.DataFrame:
     """cost.csv / cost.json in ``out`` for the given finished runs (one per model)."""
     rows = measure(runs, update_hz, repeats=repeats)

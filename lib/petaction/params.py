@@ -127,6 +127,12 @@ CHOICES = {"target": ("action", "emotion"), "sampling": ("segments", "clip"),
            "optimizer": ("SGD", "AdamW"), "class_balance": ("none", "loss", "sampler")}
 
 
+def check_folds(k) -> None:
+    """A k-fold setting (study `folds`, prepare `folds`): 0 (off) or a whole number >= 2."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0 or k == 1:
+        raise ParamError(f"folds must be 0 (off) or a whole number >= 2 (got {k!r})")
+
+
 def validate_train(p: dict) -> None:
     for key, valid in CHOICES.items():
         if p[key] not in valid:

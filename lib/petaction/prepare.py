@@ -70,8 +70,8 @@ def check_params(p: dict) -> dict:
             raise ValueError(f"{key}={p[key]!r} is not valid; choose one of {list(valid)}")
     if abs(p["train_ratio"] + p["val_ratio"] + p["test_ratio"] - 1) > 1e-6:
         raise ValueError("train_ratio + val_ratio + test_ratio must add up to 1")
-    if not isinstance(p["folds"], int) or isinstance(p["folds"], bool) or p["folds"] < 0 or p["folds"] == 1:
-        raise ValueError(f"folds must be 0 (off) or a whole number >= 2 (got {p['folds']!r})")
+    from .params import check_folds
+    check_folds(p["folds"])
     return p
 
 

@@ -63,8 +63,7 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
     if "folds" in cfg["prepare"]:
         raise P.ParamError("set folds at the study's top level (folds: k), not under prepare: "
                            "the trainings must know about the folds too")
-    if not isinstance(cfg["folds"], int) or isinstance(cfg["folds"], bool) or cfg["folds"] < 0 or cfg["folds"] == 1:
-        raise P.ParamError(f"folds must be 0 (off) or a whole number >= 2 (got {cfg['folds']!r})")
+    P.check_folds(cfg["folds"])
     P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
     for target, over in cfg["target_train"].items():
         if target not in P.CHOICES["target"]:   # a target the study does not run is ignored
