@@ -19,7 +19,7 @@ def jpg(path: Path, seed: int) -> None:
 
 
 def label(species: str, action_text: str, n: int, step: int = 6, box=(40, 30, 60, 60), emotion="편안/안정",
-          owner="행복/즐거움", drop_box_at=None) -> dict:
+          owner="행복/즐거움", drop_box_at=None, breed="믹스") -> dict:
     anns = []
     for i in range(n):
         rec = {"frame_number": i * step, "timestamp": i * 200,
@@ -31,20 +31,21 @@ def label(species: str, action_text: str, n: int, step: int = 6, box=(40, 30, 60
     return {"file_video": "x.mp4",
             "metadata": {"seq": 1, "species": species, "action": action_text, "location": "실내",
                          "height": H, "width": W, "duration": n * 0.2,
-                         "animal": {"breed": "믹스", "gender": "MALE", "age": 3, "neuter": "Y"},
+                         "animal": {"breed": breed, "gender": "MALE", "age": 3, "neuter": "Y"},
                          "owner": {"emotion": owner, "pain": "N", "disease": "N"},
                          "inspect": {"action": action_text, "emotion": emotion}},
             "annotations": anns}
 
 
 def clip(root: Path, split: str, sub: str, name: str, lab: dict | None, frames: list[int] | None,
-         bom: bool = False, step: int = 6) -> None:
-    """Write frames (annotation indices that get a JPG) and the label (None: no label)."""
+         bom: bool = False, step: int = 6, label_sub: str | None = None, seed: int = 0) -> None:
+    """Write frames (annotation indices that get a JPG; `seed` varies their colour) and the
+    label (None: no label; under `label_sub` when given, else `sub`)."""
     if frames is not None:
         for i in frames:
-            jpg(root / split / "원천데이터" / sub / name / f"frame_{i * step}_timestamp_{i * 200}.jpg", i)
+            jpg(root / split / "원천데이터" / sub / name / f"frame_{i * step}_timestamp_{i * 200}.jpg", i + seed)
     if lab is not None:
-        p = root / split / "라벨링데이터" / sub / f"{name}.json"
+        p = root / split / "라벨링데이터" / (label_sub or sub) / f"{name}.json"
         p.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(lab, ensure_ascii=False)
         p.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
@@ -82,11 +83,22 @@ def make_quirky_tree(root: Path) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     (d / "frame_0_timestamp_0.jpg").write_bytes(b"")
     clip(root, "Training", "DOG", "dog-fly-000001", label("DOG", "나는 동작", 4), list(range(4)))  # unknown code
+    # one clip identity twice: two different clips of one name in Training and Validation
+    # (all rejected), an identical copy in both (kept once, from Training), and two label JSONs
+    # of one name in one split (ambiguous pairing: all rejected)
+    clip(root, "Training", "CAT", "cat-arch-000004", label("CAT", "허리를 아치로 세우는 동작", 8), list(range(8)))
+    clip(root, "Validation", "CAT", "cat-arch-000004", label("CAT", "허리를 아치로 세우는 동작", 5), list(range(5)),
+         seed=50)
+    for split in ("Training", "Validation"):
+        clip(root, split, "DOG", "dog-sit-000008", label("DOG", "앉는 동작", 6), list(range(6)))
+    clip(root, "Training", "DOG", "dog-sit-000009", label("DOG", "앉는 동작", 4), list(range(4)))
+    clip(root, "Training", "SIT", "dog-sit-000009", label("DOG", "앉는 동작", 4), None)
     src = root / "Training" / "원천데이터" / "DOG"
     lab_dir = root / "Training" / "라벨링데이터" / "DOG"
+    val_src = root / "Validation" / "원천데이터"
     return {
         "kept": {"dog-walkrun-000001", "20201028_dog-walkrun-000002.mp4", "cat-arch-000001", "cat-arch-000002",
-                 "cat-arch-000003", "cat-walkrun-000009", "dog-sit-000001", "dog-sit-000002"},
+                 "cat-arch-000003", "cat-walkrun-000009", "dog-sit-000001", "dog-sit-000002", "dog-sit-000008"},
         "rejected": {
             str(src / "dog-sit-000002" / "frame_6_timestamp_200.jpg"): "empty or corrupt JPG",
             str(src / "dog-sit-000002" / "frame_12_timestamp_400.jpg"): "empty or corrupt JPG",
@@ -97,6 +109,28 @@ def make_quirky_tree(root: Path) -> dict:
             str(src / "dog-sit-000007"): "no readable frame",
             str(src / "dog-sit-000007" / "frame_0_timestamp_0.jpg"): "empty or corrupt JPG",
             str(src / "dog-fly-000001"): "unknown class code",
+            str(root / "Training" / "원천데이터" / "CAT" / "cat-arch-000004"): "is shared by 2 different clips",
+            str(val_src / "CAT" / "cat-arch-000004"): "is shared by 2 different clips",
+            str(val_src / "DOG" / "dog-sit-000008"): f"duplicate copy of {src / 'dog-sit-000008'}",
+            str(src / "dog-sit-000009"): "pairing is ambiguous",
+            str(lab_dir / "dog-sit-000009.json"): "pairing is ambiguous",
+            str(root / "Training" / "라벨링데이터" / "SIT" / "dog-sit-000009.json"): "pairing is ambiguous",
         },
         "text_mismatch": {"dog-sit-000001"},
+        "one_identity": {"cat-arch-000004": None, "dog-sit-000008": 6},   # name -> frames kept (None: rejected)
     }
+
+
+def make_breed_tree(root: Path) -> dict:
+    """Clips grouped by breed for split_policy official with group_by metadata.animal.breed:
+    A only in Training, B only in Validation, C in both (2 Training, 1 Validation)."""
+    layout = {"A": ["Training"] * 4, "B": ["Validation"] * 2, "C": ["Training", "Training", "Validation"]}
+    n = 0
+    where = {}
+    for breed, sides in layout.items():
+        for side in sides:
+            n += 1
+            name = f"dog-sit-{n:06d}"
+            clip(root, side, "DOG", name, label("DOG", "앉는 동작", 4, breed=breed), list(range(4)))
+            where[name] = (breed, side, root / side / "원천데이터" / "DOG" / name)
+    return where

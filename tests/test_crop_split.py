@@ -72,6 +72,49 @@ def test_grouped_split_never_straddles():
     assert 0.6 < c["train"] / len(r) < 0.8 and c["test"] > 0 and c["val"] > 0
 
 
+def test_grouped_split_of_uneven_mixed_groups_is_seeded_and_whole():
+    """Groups of 1 to 6 clips, some mixed-class: no group in two of train/val/test, val and
+    test hold every class, and the same seed gives the same split."""
+    r = [{"id": f"c{i:03d}", "label": "AB"[i % 3 == 0], "group": f"g{(i * 7) % 23}", "official_split": ""}
+         for i in range(90)]
+    again = [dict(x) for x in r]
+    q = {**P, "group_by": "metadata.x"}
+    splits.assign(r, q), splits.assign(again, q)
+    assert splits.straddling(r, "split", q) == {}
+    assert [x["split"] for x in r] == [x["split"] for x in again]
+    for split in ("val", "test"):
+        assert {x["label"] for x in r if x["split"] == split} == {"A", "B"}
+
+
+def official_rows():
+    """Groups of 3, every fourth group in Validation, and three groups on both sides:
+    g1 2 Validation : 1 Training, g2 1 : 2, g12 1 : 1 (a tie)."""
+    out = [{"id": f"r{i:02d}", "label": "AB"[i % 2], "group": f"g{i // 3}",
+            "official_split": "Validation" if (i // 3) % 4 == 0 else "Training"} for i in range(36)]
+    for i in (3, 4, 6):
+        out[i]["official_split"] = "Validation"
+    out += [{"id": "r96", "label": "A", "group": "g12", "official_split": "Validation"},
+            {"id": "r97", "label": "B", "group": "g12", "official_split": "Training"}]
+    return out
+
+
+def test_official_split_with_groups_drops_the_minority_side():
+    q = {**P, "split_policy": "official", "group_by": "metadata.x"}
+    r = official_rows()
+    with pytest.raises(ValueError, match="official_conflicts"):
+        splits.assign([dict(x) for x in r], q)
+    kept, dropped = splits.official_conflicts(r, q)
+    gone = {x["id"]: why for x, why in dropped}
+    assert set(gone) == {"r05", "r06", "r97"}
+    assert "kept on the Validation side (2 clips)" in gone["r05"]
+    assert "kept on the Training side (2 clips)" in gone["r06"]
+    assert "kept on the Validation side (1 clips)" in gone["r97"]           # a tie keeps the test side
+    splits.assign(kept, q)
+    assert splits.straddling(kept, "split", q) == {}
+    assert all((x["split"] == "test") == (x["official_split"] == "Validation") for x in kept)
+    assert {x["split"] for x in kept} == {"train", "val", "test"}
+
+
 def test_official_split_uses_validation_as_test():
     r = rows({"A": 40})
     splits.assign(r, {**P, "split_policy": "official"})

@@ -52,6 +52,22 @@ def test_groups_stay_in_one_fold_and_bad_k_is_refused():
         splits.assign_folds(rows((2, 1, 1)), P, 5)
 
 
+def test_groups_stay_whole_in_every_folds_train_val_test():
+    """With group_by, the carve of each fold's rest into train and val keeps groups whole too:
+    no group in two of a fold's train/val/test, and every fold has a val set."""
+    rs = rows((24, 18, 9), groups=True)
+    q = {**P, "group_by": "x"}
+    splits.assign_folds(rs, q, 3)
+    for i in (1, 2, 3):
+        assert splits.straddling(rs, f"split_fold{i}", q) == {}
+        assert Counter(r[f"split_fold{i}"] for r in rs)["val"] >= 1
+
+
+def test_folds_need_a_class_as_large_as_k():
+    with pytest.raises(ValueError, match="needs a class with at least 4 clips"):
+        splits.assign_folds(rows((3, 3, 2)), P, 4)
+
+
 def test_prepare_writes_the_fold_lists(tmp_path):
     from conftest import TINY_PREPARE
     from petaction import prepare

@@ -6,7 +6,7 @@ import os
 import cv2
 import pytest
 
-from aihub_fixture import make_quirky_tree
+from aihub_fixture import make_breed_tree, make_quirky_tree
 from petaction import aihub, prepare
 
 
@@ -74,6 +74,58 @@ def test_cache_frames_are_square_and_mmaction_lists_match(prepared):
             listed[clip] = int(n)
             assert len(list((data / "frames" / clip).glob("img_*.jpg"))) == int(n)
     assert set(listed) == prepared["expect"]["kept"]
+
+
+def test_one_clip_identity_is_never_merged(prepared):
+    """Two clips of one name (Training and Validation, or two labels of one folder name) never
+    share a frames/<name> folder or a clips.csv row: each is kept alone or rejected."""
+    data = prepared["data"]
+    ids = [r["id"] for r in read_csv(data / "clips.csv")]
+    assert len(ids) == len(set(ids))
+    rows = {r["id"]: r for r in read_csv(data / "clips.csv")}
+    for name, frames in prepared["expect"]["one_identity"].items():
+        folder = data / "frames" / name
+        if frames is None:
+            assert name not in rows and not folder.exists()
+        else:   # the kept copy's own frames, not the two copies' together
+            assert rows[name]["frames"] == str(frames) == str(len(list(folder.glob("img_*.jpg"))))
+            assert rows[name]["official_split"] == "Training"
+
+
+def test_official_split_keeps_groups_whole(tmp_path):
+    """split_policy official + group_by: a breed in both Training and Validation keeps only the
+    side with more of its clips (the other side rejected with its reason); no breed straddles."""
+    where = make_breed_tree(tmp_path / "aihub")
+    prepare.prepare(study="b", results_dir=tmp_path / "r", data_root=str(tmp_path / "aihub"), workers=1,
+                    short_side=16, split_policy="official", group_by="metadata.animal.breed")
+    data = tmp_path / "r" / "b" / "data"
+    rows = read_csv(data / "clips.csv")
+    by_breed = {}
+    for r in rows:
+        by_breed.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in by_breed.values()) and by_breed["B"] == {"test"}
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    dropped = [name for name, (breed, side, _) in where.items() if breed == "C" and side == "Validation"]
+    rejected = {r["path"]: r["reason"] for r in read_csv(data / "rejected.csv")}
+    assert list(rejected) == [str(where[dropped[0]][2])]
+    assert "in both Training and Validation" in rejected[str(where[dropped[0]][2])]
+
+
+def test_official_split_with_every_group_straddling_is_one_clear_error(prepared, tmp_path):
+    """The quirky tree's clips share one breed: under official + group_by the Validation side
+    is dropped entirely, which leaves no test set: an error that says so."""
+    with pytest.raises(prepare.PrepareError, match="no usable clip under Validation/.*group_by"):
+        prepare.prepare(study="q", results_dir=tmp_path, data_root=str(prepared["root"]), workers=1,
+                        short_side=16, split_policy="official", group_by="metadata.animal.breed")
+
+
+def test_group_by_key_missing_from_labels_rejects_with_its_name(tmp_path):
+    make_breed_tree(tmp_path / "aihub")
+    with pytest.raises(prepare.PrepareError, match="all 9 were rejected"):
+        prepare.prepare(study="m", results_dir=tmp_path / "r", data_root=str(tmp_path / "aihub"), workers=1,
+                        short_side=16, group_by="metadata.animal.colour")
+    rejected = read_csv(tmp_path / "r" / "m" / "data.partial" / "rejected.csv")
+    assert len(rejected) == 9 and all("'metadata.animal.colour'" in r["reason"] for r in rejected)
 
 
 def test_nothing_usable_is_one_clear_error(tmp_path):

@@ -4,6 +4,7 @@ Format spec: shared/aihub-format.md. Everything here is read-only on the source 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -27,6 +28,7 @@ class SourceClip:
     label_path: Path | None
     frames: list = field(default_factory=list)      # [(frame_number, timestamp_ms, Path)] sorted
     stray_files: list = field(default_factory=list)  # files in the frame folder that are not frames
+    clash: str = ""            # why the pairing is ambiguous (several folders/labels of one name), else ""
 
 
 def nfc(s: str) -> str:
@@ -58,7 +60,8 @@ def discover(root: Path) -> list[SourceClip]:
     """Walk the tree; a frame folder holds frame_N_timestamp_MS.jpg files, a label is any *.json.
 
     Pairing rule (spec): folder name == label file name minus ".json", within one split.
-    Unpaired folders or labels come back with the missing side None.
+    Unpaired folders or labels come back with the missing side None; several folders or labels
+    of one name in one split come back unpaired, each with its `clash` reason.
     """
     root = Path(root)
     folders: dict[tuple, list[Path]] = {}
@@ -74,17 +77,27 @@ def discover(root: Path) -> list[SourceClip]:
                 labels.setdefault((split, nfc(f[:-5])), []).append(here / f)
     clips = []
     for key in sorted(set(folders) | set(labels)):
-        dirs, jsons = folders.get(key, [None]), labels.get(key, [None])
-        # Duplicates of one name in one split are kept apart: each pairs only if unambiguous.
-        if len(dirs) == 1 and len(jsons) == 1:
-            clips.append(SourceClip(key[1], key[0], dirs[0], jsons[0]))
+        dirs, jsons = folders.get(key, []), labels.get(key, [])
+        if len(dirs) > 1 or len(jsons) > 1:   # which folder goes with which label cannot be told
+            clash = (f"{len(dirs)} frame folder(s) and {len(jsons)} label JSON(s) share the clip name "
+                     f"{key[1]!r} in {key[0] or 'the tree'}: the pairing is ambiguous; rename or remove the copies")
+            clips.extend(SourceClip(key[1], key[0], d, None, clash=clash) for d in dirs)
+            clips.extend(SourceClip(key[1], key[0], None, j, clash=clash) for j in jsons)
         else:
-            clips.extend(SourceClip(key[1], key[0], d, None) for d in dirs if d is not None)
-            clips.extend(SourceClip(key[1], key[0], None, j) for j in jsons if j is not None)
+            clips.append(SourceClip(key[1], key[0], dirs[0] if dirs else None, jsons[0] if jsons else None))
     for c in clips:
         if c.frame_dir is not None:
             c.frames, c.stray_files = list_frames(c.frame_dir)
     return clips
+
+
+def fingerprint(clip: SourceClip) -> str:
+    """A digest of a clip's label bytes and frame file names and sizes: equal for two copies
+    of one clip, different for two clips (cheap: frame contents are not read)."""
+    h = hashlib.sha256(clip.label_path.read_bytes())
+    for _number, _ms, path in clip.frames:
+        h.update(f"{path.name}:{path.stat().st_size};".encode())
+    return h.hexdigest()
 
 
 def load_label(path: Path) -> dict:

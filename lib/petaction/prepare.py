@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import shutil
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -88,6 +89,8 @@ def process_clip(src: aihub.SourceClip, out_frames: Path, p: dict) -> tuple[dict
     """Read, check, crop and cache one clip. Returns (clips.csv row or None, rejections)."""
     rejects = [Rejected(str(f), "file", "not a frame_N_timestamp_MS.jpg file") for f in src.stray_files]
     where = str(src.frame_dir or src.label_path)
+    if src.clash:
+        return None, rejects + [Rejected(where, "clip", src.clash)]
     if src.label_path is None:
         return None, rejects + [Rejected(where, "clip", "frame folder without a label JSON")]
     if src.frame_dir is None:
@@ -107,6 +110,9 @@ def process_clip(src: aihub.SourceClip, out_frames: Path, p: dict) -> tuple[dict
     name, why = clip_label(meta, parsed["action"], p)
     if name is None:
         return None, rejects + [Rejected(where, "clip", why)]
+    group = aihub.dotted(label, p["group_by"]) if p["group_by"] else ""
+    if group is None:   # lumping every clip without the key into one group would be a guess
+        return None, rejects + [Rejected(where, "clip", f"no {p['group_by']!r} in the label (group_by needs it)")]
     boxes = aihub.boxes_by_frame(label["annotations"])
     if not boxes:   # crop: false needs one too (fast_rcnn's RoI); the same clips keep the same split
         need = "crop needs one" if p["crop"] else "the whole-frame cache needs one: the RoI"
@@ -114,7 +120,7 @@ def process_clip(src: aihub.SourceClip, out_frames: Path, p: dict) -> tuple[dict
 
     clip_id = src.name
     dest = out_frames / clip_id
-    dest.mkdir(parents=True, exist_ok=True)
+    dest.mkdir(parents=True)   # exists: two clips of one identity, which distinct_clips rules out
     kept, cached_boxes = 0, []
     for number, _ms, path in src.frames:
         img = crop.read_image(path)
@@ -146,10 +152,59 @@ def process_clip(src: aihub.SourceClip, out_frames: Path, p: dict) -> tuple[dict
         owner_emotion=classes.emotion_code(owner.get("emotion")) or "",
         text_ok=classes.text_matches_action(parsed["action"], meta.get("action")),
         action_text=(meta.get("action") or "").strip(),
-        group=str(aihub.dotted(label, p["group_by"])) if p["group_by"] else "",
+        group=str(group),
         source=str(src.frame_dir), label_path=str(src.label_path),
     )
     return row, rejects
+
+
+def distinct_clips(clips: list[aihub.SourceClip]) -> tuple[list, list[Rejected]]:
+    """One clip per identity (its frames/<name> folder and clips.csv id): paired clips whose
+    names match (ignoring case, for case-blind file systems), in different splits or folders,
+    are never merged. Identical copies (same label and frame files) are kept once, the
+    Training copy first; different clips under one name are all rejected, since nothing tells
+    which is which, and one recording in two official splits would leak into the test set."""
+    by_name: dict[str, list] = {}
+    for c in clips:
+        if c.frame_dir is not None and c.label_path is not None:
+            by_name.setdefault(c.name.casefold(), []).append(c)
+    drop, rejected = set(), []
+    for copies in by_name.values():
+        if len(copies) < 2:
+            continue
+        copies.sort(key=lambda c: (c.split != "Training", c.split, str(c.frame_dir)))
+        if len({aihub.fingerprint(c) for c in copies}) == 1:
+            gone = [(c, f"duplicate copy of {copies[0].frame_dir} (same label and frame files); kept once")
+                    for c in copies[1:]]
+        else:
+            where = ", ".join(str(c.frame_dir) for c in copies)
+            gone = [(c, f"clip name {c.name!r} is shared by {len(copies)} different clips ({where}); none "
+                        "is kept: one name is one frames/ folder and clips.csv row, and one recording in two "
+                        "splits would leak; give each its own name to keep them") for c in copies]
+        for c, why in gone:
+            drop.add(id(c))
+            rejected.append(Rejected(str(c.frame_dir), "clip", why))
+    return [c for c in clips if id(c) not in drop], rejected
+
+
+def drop_rows(out: Path, gone: list[tuple[dict, str]], rejected: list[Rejected]) -> None:
+    """Reject kept clips after the fact (class cap, official group conflicts): their cached
+    frames go, each gets its reason."""
+    for r, why in gone:
+        shutil.rmtree(out / "frames" / r["id"], ignore_errors=True)
+        rejected.append(Rejected(r["source"], "clip", why))
+
+
+def check_official(rows: list[dict], p: dict, source: Path) -> None:
+    """split_policy official needs clips on both official sides to make train and test."""
+    if p["split_policy"] != "official":
+        return
+    sides = Counter(r["official_split"] == "Validation" for r in rows)
+    for is_test, folder in ((True, "Validation"), (False, "Training")):
+        if not sides[is_test]:
+            raise PrepareError(f"split_policy official: no usable clip under {folder}/ in {str(source)!r}"
+                               + (" after dropping the group_by groups found in both folders (see rejected.csv)"
+                                  if p["group_by"] else "") + "; use split_policy stratified")
 
 
 def _work(args):
@@ -188,6 +243,36 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
         w.writerows(rows)
 
 
+def cache_clips(clips: list[aihub.SourceClip], out: Path, p: dict) -> tuple[list[dict], list[Rejected]]:
+    """Cache every distinct clip into out/frames (in `workers` processes), then drop the
+    class cap's and the official group conflicts' clips; writes out/rejected.csv.
+    Returns (clips.csv rows, rejections)."""
+    unique, rejected = distinct_clips(clips)
+    rows = []
+    with ProcessPoolExecutor(max_workers=max(1, p["workers"])) as pool:
+        for row, rej in pool.map(_work, [(c, out / "frames", p) for c in unique], chunksize=4):
+            rejected.extend(rej)
+            if row is not None:
+                rows.append(row)
+    rows, capped = splits.cap_per_class(rows, p["max_per_class"], p["seed"])
+    drop_rows(out, [(r, f"over max_per_class={p['max_per_class']}") for r in capped], rejected)
+    rows, conflicts = splits.official_conflicts(rows, p)
+    drop_rows(out, conflicts, rejected)
+    write_csv(out / "rejected.csv", [asdict(r) for r in rejected], ["path", "kind", "reason"])
+    return rows, rejected
+
+
+def write_lists(out: Path, rows: list[dict], folds: int) -> None:
+    """mmaction2 rawframe lists ("dir total_frames label") of the split and of each fold."""
+    for fold in range(folds + 1):   # 0: the prepared split; 1..k: the folds
+        key = f"split_fold{fold}" if fold else "split"
+        for split in splits.SPLITS:
+            with open(out / paths.split_file(split, fold), "w", encoding="utf-8") as f:
+                for r in rows:
+                    if r[key] == split:
+                        f.write(f"{r['id']} {r['frames']} {r['label_index']}\n")
+
+
 def prepare(study: str = "default", results_dir: str | Path | None = None, *, folder: str = "data",
             **params) -> dict:
     """Prepare a study's dataset; returns a summary dict (also saved as prepare.json).
@@ -206,21 +291,11 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, *, fo
     out, final = target_dir / f"{folder}.partial", target_dir / folder
     shutil.rmtree(out, ignore_errors=True)
     (out / "frames").mkdir(parents=True)
-    rows, rejected = [], []
-    jobs = [(c, out / "frames", p) for c in clips]
-    with ProcessPoolExecutor(max_workers=max(1, p["workers"])) as pool:
-        for row, rej in pool.map(_work, jobs, chunksize=4):
-            rejected.extend(rej)
-            if row is not None:
-                rows.append(row)
-    rows, capped = splits.cap_per_class(rows, p["max_per_class"], p["seed"])
-    for r in capped:
-        shutil.rmtree(out / "frames" / r["id"], ignore_errors=True)
-        rejected.append(Rejected(r["source"], "clip", f"over max_per_class={p['max_per_class']}"))
+    rows, rejected = cache_clips(clips, out, p)
     if not rows:
-        write_csv(out / "rejected.csv", [asdict(r) for r in rejected], ["path", "kind", "reason"])
         raise PrepareError(f"no usable clip under {str(source)!r}: all {len(clips)} were rejected; "
                            f"see {out / 'rejected.csv'} for each reason")
+    check_official(rows, p, source)
     splits.assign(rows, p)
     if p["folds"]:
         splits.assign_folds(rows, p, p["folds"])
@@ -230,14 +305,7 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, *, fo
         r["label_index"] = index[r["label"]]
     rows.sort(key=lambda r: r["id"])
     write_csv(out / "clips.csv", rows, list(rows[0].keys()))
-    write_csv(out / "rejected.csv", [asdict(r) for r in rejected], ["path", "kind", "reason"])
-    for fold in range(p["folds"] + 1):   # 0: the prepared split; 1..k: the folds
-        key = f"split_fold{fold}" if fold else "split"
-        for split in ("train", "val", "test"):
-            with open(out / paths.split_file(split, fold), "w", encoding="utf-8") as f:
-                for r in rows:
-                    if r[key] == split:
-                        f.write(f"{r['id']} {r['frames']} {r['label_index']}\n")
+    write_lists(out, rows, p["folds"])
     order_only = []
     if not p["data_root"] and p["target"] == "action":
         from . import synth
