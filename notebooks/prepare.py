@@ -17,6 +17,8 @@
 # # Prepare a dataset
 # Turns an AI-Hub pet behaviour tree (or, with `data_root` empty, the embedded synthetic set)
 # into the cropped frame cache, mmaction2 annotation lists and split of `results/<study>/data/`.
+# What it reads and writes, the split policies, `group_by`, folds and every rejection reason:
+# `docs/data.md`.
 #
 # `papermill notebooks/prepare.ipynb out.ipynb -p data_root PATH -p study NAME`
 

@@ -102,7 +102,7 @@ def _hold_out(rows: list[dict], share: float, seed: int, p: dict) -> set[int]:
     """Indices of whole groups, stratified by class, holding about `share` of the rows: m of k
     StratifiedGroupKFold folds, m/k the nearest fraction with k no more than the groups and the
     largest class (scikit-learn's limits). Fewer than two groups cannot be carved."""
-    if share <= 0:
+    if share <= 0 or not rows:
         return set()
     n_groups = len({group_of(r, p) for r in rows})
     largest = max(Counter(r["label"] for r in rows).values())
