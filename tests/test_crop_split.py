@@ -86,6 +86,12 @@ def test_grouped_split_of_uneven_mixed_groups_is_seeded_and_whole():
         assert {x["label"] for x in r if x["split"] == split} == {"A", "B"}
 
 
+def test_one_group_cannot_be_carved():
+    r = [{"id": f"c{i}", "label": "A", "group": "same", "official_split": ""} for i in range(9)]
+    with pytest.raises(ValueError, match="cannot carve .* 1 'metadata.x' group"):
+        splits.assign(r, {**P, "group_by": "metadata.x"})
+
+
 def official_rows():
     """Groups of 3, every fourth group in Validation, and three groups on both sides:
     g1 2 Validation : 1 Training, g2 1 : 2, g12 1 : 1 (a tie)."""

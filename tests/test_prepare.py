@@ -140,6 +140,8 @@ def test_nothing_usable_is_one_clear_error(tmp_path):
 def test_unknown_parameter_lists_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="valid:.*short_side"):
         prepare.prepare(study="x", results_dir=tmp_path, shortside=3)
+    with pytest.raises(ValueError, match="train_ratio must be above 0"):
+        prepare.check_params({"train_ratio": 0.0, "val_ratio": 0.5, "test_ratio": 0.5})
 
 
 def test_frames_sorted_numerically(tmp_path):

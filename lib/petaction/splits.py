@@ -112,7 +112,7 @@ def _hold_out(rows: list[dict], share: float, seed: int, p: dict) -> set[int]:
                          "or group_by ''")
     frac = Fraction(share).limit_denominator(min(MAX_CARVE_FOLDS, n_groups, largest))
     k = max(frac.denominator, 2)
-    m = min(max(frac.numerator * k // frac.denominator, 1), k - 1)
+    m = min(max(round(share * k), 1), k - 1)
     with warnings.catch_warnings():   # a class smaller than k misses some folds: expected in a carve
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
         held = _folds(rows, k, seed, grouped=True, p=p)[:m]
