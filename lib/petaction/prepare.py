@@ -197,7 +197,7 @@ def drop_rows(out: Path, gone: list[tuple[dict, str]], rejected: list[Rejected])
         rejected.append(Rejected(r["source"], "clip", why))
 
 
-def check_official(rows: list[dict], p: dict, source: Path) -> None:
+def check_official(rows: list[dict], p: dict, source: Path, rejected_csv: Path) -> None:
     """split_policy official needs clips on both official sides to make train and test."""
     if p["split_policy"] != "official":
         return
@@ -205,7 +205,7 @@ def check_official(rows: list[dict], p: dict, source: Path) -> None:
     for is_test, folder in ((True, "Validation"), (False, "Training")):
         if not sides[is_test]:
             raise PrepareError(f"split_policy official: no usable clip under {folder}/ in {str(source)!r}"
-                               + (" after dropping the group_by groups found in both folders (see rejected.csv)"
+                               + (f" after dropping the group_by groups found in both folders (see {rejected_csv})"
                                   if p["group_by"] else "") + "; use split_policy stratified")
 
 
@@ -297,7 +297,7 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, *, fo
     if not rows:
         raise PrepareError(f"no usable clip under {str(source)!r}: all {len(clips)} were rejected; "
                            f"see {out / 'rejected.csv'} for each reason")
-    check_official(rows, p, source)
+    check_official(rows, p, source, out / "rejected.csv")
     splits.assign(rows, p)
     if p["folds"]:
         splits.assign_folds(rows, p, p["folds"])
