@@ -9,7 +9,8 @@ frames/<clip>/boxes.json ([frame_number, x, y, w, h] per cached frame, in cached
 {train,val,test}.txt (mmaction2 rawframe lists: "dir total_frames label"), clips.csv,
 rejected.csv, classes.json, summary.csv and prepare.json (parameters + provenance).
 Nothing is written into data_root. A clip is processed at a time (streaming), in
-`workers` processes, so memory stays flat whatever the dataset size.
+`workers` processes, so memory stays flat whatever the dataset size. The split policies,
+group_by, folds and every rejection reason: docs/data.md.
 """
 from __future__ import annotations
 
