@@ -14,7 +14,7 @@ from mmengine.config import Config
 from . import paths
 from .params import deep_merge, strip_delete
 
-TSM_TYPES = {"ResNetTSM", "MobileNetV2TSM", "TSMHead"}
+TSM_TYPES = {"ResNetTSM", "SmallInputResNetTSM", "MobileNetV2TSM", "TSMHead"}   # mmmodels registers SmallInput*
 FILENAME_TMPL = "img_{:05d}.jpg"
 
 

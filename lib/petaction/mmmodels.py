@@ -36,3 +36,63 @@ class ResNeXtLastStage(BaseModule):
 
     def forward(self, x):
         return self.resnext(x)[-1]
+
+
+
+class SmallInputResNet:
+    """Width and stem knobs for mmaction2's 2D ResNet (TSN) and ResNetTSM, which hard-code both:
+    64 channels at the stem and 64 x 2^i in stage i (``ResNet.__init__``), and a 7x7 stride-2
+    convolution plus a stride-2 max-pool (``_make_stem_layer``).
+
+    ``base_channels``: channels of the stem and of stage 1 (doubling per stage, as the zoo's);
+    at 32 px frames a half-width ResNet-18 costs a quarter of the CPU per step, so the same CPU
+    budget buys four times the optimizer steps. ``stem``: ``"zoo"`` keeps the 7x7 stride-2
+    convolution and the max-pool; ``"3x3"`` is a 3x3 stride-1 convolution followed by the
+    max-pool (the stages then see 16x16 instead of 8x8 at 32 px).
+
+    The residual stages are mmaction2's own (``make_res_layer``), rebuilt at the requested width
+    after the parent's constructor; ResNetTSM's temporal shift (``init_structure``) is applied
+    again to the rebuilt stages.
+    """
+
+    def __init__(self, *args, base_channels: int = 64, stem: str = "zoo", **kwargs):
+        if stem not in ("zoo", "3x3"):
+            raise ValueError(f"stem must be 'zoo' or '3x3' (got {stem!r})")
+        self._base, self._stem = base_channels, stem
+        super().__init__(*args, **kwargs)
+        if base_channels != 64 or stem != "zoo":
+            self._rebuild()
+
+    def _make_stem_layer(self) -> None:
+        from mmcv.cnn import ConvModule
+        from torch import nn
+        big = getattr(self, "_stem", "zoo") == "zoo"
+        self.conv1 = ConvModule(self.in_channels, getattr(self, "_base", 64), kernel_size=7 if big else 3,
+                                stride=2 if big else 1, padding=3 if big else 1, bias=False,
+                                conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+    def _rebuild(self) -> None:
+        from mmaction.models.backbones.resnet import make_res_layer
+        self.inplanes = self._base
+        for i, num_blocks in enumerate(self.stage_blocks):
+            planes = self._base * 2 ** i
+            layer = make_res_layer(self.block, self.inplanes, planes, num_blocks, stride=self.strides[i],
+                                   dilation=self.dilations[i], style=self.style, conv_cfg=self.conv_cfg,
+                                   norm_cfg=self.norm_cfg, act_cfg=self.act_cfg, with_cp=self.with_cp)
+            self.inplanes = planes * self.block.expansion
+            setattr(self, self.res_layers[i], layer)
+        self.feat_dim = self.inplanes
+        if hasattr(self, "init_structure"):   # ResNetTSM: shift the rebuilt blocks
+            self.init_structure()
+
+
+def _register_small_input():
+    from mmaction.models.backbones import ResNet, ResNetTSM
+    for base in (ResNet, ResNetTSM):
+        name = f"SmallInput{base.__name__}"
+        MODELS.register_module(name=name, module=type(name, (SmallInputResNet, base), {
+            "__doc__": f"mmaction2's {base.__name__} with petaction's SmallInputResNet knobs (see there)."}))
+
+
+_register_small_input()

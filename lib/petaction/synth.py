@@ -26,21 +26,28 @@ ORDER_ONLY = ("TAILING", "TAILLOW")
     tells them apart (a frame-averaging model such as TSN cannot; TSM can).
 
 Emotion
-    Carried by a subtle cue independent of the action: ear posture x tempo (a multiplier on
-    every periodic motion and on the speed of every transition):
+    Carried by a cue independent of the action: posture x tempo.
 
-    =========  ======  ========
-    emotion    ears    tempo
-    =========  ======  ========
-    happy      up      fast
-    relaxed    up      slow
-    anxious    up      medium
-    fear       flat    slow
-    angry      flat    medium
-    aggressive flat    fast
-    =========  ======  ========
+    =========  =======  ========
+    emotion    posture  tempo
+    =========  =======  ========
+    happy      up       fast
+    relaxed    up       slow
+    anxious    up       medium
+    fear       flat     slow
+    angry      flat     medium
+    aggressive flat     fast
+    =========  =======  ========
 
-    with tempo multipliers slow 0.6, medium 1.0, fast 1.5 (x U(0.92, 1.08) per clip).
+    Posture is body-scale and visible in a single frame: "flat" crouches (every leg 45 %
+    shorter, body and head lowered) with the ears laid back; "up" stands with the ears up.
+    Tempo is a multiplier on every periodic motion and on the speed of every transition
+    (slow 0.6, medium 1.0, fast 1.5, x U(0.92, 1.08) per clip) and sets an agitation that only
+    time reveals: the head bobs and the legs flex at :data:`AGITATION`'s frequency and
+    amplitude (random phase), so a single frame does not tell the tempo, but the spread of the
+    head's height over a clip's frames does. The agitation is drawn from its own random stream
+    (seeded by the clip's background seed), so every other draw of a clip is as before. At
+    32 px the ears alone (the cue before) were sub-pixel: no model learned them.
     The emotion is drawn with a mild imbalance (:data:`EMOTION_WEIGHTS`), independently of
     the action. ``metadata.inspect.emotion`` is the true one; ``metadata.owner.emotion``
     equals it with probability 0.75 and is a different (uniform) emotion otherwise.
@@ -142,11 +149,17 @@ DEFAULT_COUNTS = {
 }
 DEFAULT_IMBALANCE = max(DEFAULT_COUNTS.values()) / min(DEFAULT_COUNTS.values())  # 6.0
 
-EMOTION_CUES = {  # emotion code -> (ear posture, tempo)
+EMOTION_CUES = {  # emotion code -> (posture, tempo)
     "happy": ("up", "fast"), "relaxed": ("up", "slow"), "anxious": ("up", "medium"),
     "fear": ("flat", "slow"), "angry": ("flat", "medium"), "aggressive": ("flat", "fast"),
 }
 TEMPO = {"slow": 0.6, "medium": 1.0, "fast": 1.5}
+# tempo -> (agitation frequency in Hz, head-bob amplitude in body lengths); the legs flex with
+# it (AGITATION_LEG x amplitude / the fast amplitude). 1.6 Hz stays under the 2.5 Hz Nyquist
+# rate of the 200 ms frames.
+AGITATION = {"slow": (0.5, 0.0), "medium": (1.0, 0.1), "fast": (1.6, 0.2)}
+AGITATION_LEG = 0.2
+CROUCH = {"up": 0.0, "flat": 1.0}   # posture -> crouch depth (legs 45 % shorter at 1)
 EMOTION_WEIGHTS = {"happy": 0.26, "relaxed": 0.22, "anxious": 0.16, "fear": 0.10,
                    "angry": 0.12, "aggressive": 0.14}
 OWNER_AGREEMENT = 0.75
@@ -330,6 +343,24 @@ def _motion(rng, action, n, tempo, ear0, facing):
     return f, off_x, off_y, off_body
 
 
+def _emotion_motion(f: dict, erng, n: int, posture: str, tempo_level: str) -> None:
+    """Add the emotion's posture and agitation (see the module docstring) to a clip's pose
+    fields, in place. ``erng`` is the clip's own emotion stream."""
+    t = np.arange(n) * (FRAME_MS / 1000.0)
+    crouch = CROUCH[posture]
+    for name in ("len_fr", "len_fl", "len_hr", "len_hl"):
+        f[name] = f[name] * (1.0 - 0.45 * crouch)
+    f["body_dy"] = f["body_dy"] - 0.08 * crouch
+    f["head_dy"] = f["head_dy"] - 0.08 * crouch
+    hz, amp = AGITATION[tempo_level]
+    phase = erng.uniform(0, 2 * math.pi)
+    wave = np.sin(2 * math.pi * hz * erng.uniform(0.92, 1.08) * t + phase)
+    f["head_dy"] = f["head_dy"] + amp * wave
+    flex = AGITATION_LEG * amp / AGITATION["fast"][1] * (0.5 + 0.5 * wave)
+    for name in ("len_fr", "len_fl", "len_hr", "len_hl"):
+        f[name] = f[name] * (1.0 - flex)
+
+
 def _draw_clip(rng, species, action, size, n_frames):
     """All random draws of one clip. Never looks at the label beyond the motion ``action``."""
     W, H = size
@@ -365,6 +396,7 @@ def _draw_clip(rng, species, action, size, n_frames):
     bg_seed = int(rng.integers(2 ** 31))
 
     f, off_x, off_y, off_body = _motion(rng, action, n, tempo, ear0, facing)
+    _emotion_motion(f, _rng(bg_seed, 1), n, ears, tempo_level)
     poses = np.zeros((n, len(POSE_FIELDS)))
     for name, col in f.items():
         poses[:, _F[name]] = col

@@ -157,6 +157,7 @@ def start_run(out: Path, cfg, p: dict | None = None) -> None:
         (out / "params.json").write_text(json.dumps(p, indent=1))
     (out / "provenance.json").write_text(json.dumps(provenance.collect(), indent=1))
     (out / "metrics.json").unlink(missing_ok=True)
+    (out / BUDGET).unlink(missing_ok=True)
 
 
 def train_then_test(cfg, out: Path, t0: float, resume: bool = False):
@@ -168,7 +169,9 @@ def train_then_test(cfg, out: Path, t0: float, resume: bool = False):
 
     cfg.resume, cfg.load_from = resume, None   # resume: mmengine reads work_dir/last_checkpoint
     runner = Runner.from_cfg(cfg)
+    cpu0 = time.process_time()
     runner.train()
+    write_budget(out, runner.iter, time.process_time() - cpu0)
     barrier()   # the main process has recorded the best checkpoint's hash before others load it
     train_s = time.time() - t0
     best = best_checkpoint(out, runner)
@@ -190,15 +193,30 @@ def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
                          processes=get_world_size(), resumed=resume)
 
 
+BUDGET = "budget.json"   # what a training spent: optimizer steps and CPU seconds (write_budget)
+
+
+def write_budget(out: Path, steps: int, cpu_s: float) -> None:
+    """The training's budget as spent: optimizer steps (mmengine's iteration count, so a resumed
+    run counts the steps before the kill too) and the CPU seconds of this process's training
+    loop (all its torch threads; data loading too where num_workers is 0, as in the quick
+    profile). The report prints both beside each model's accuracy: equal footing is checked,
+    not assumed. A resumed run's CPU seconds cover its last attempt only."""
+    from mmengine.dist import is_main_process
+    if is_main_process():
+        (out / BUDGET).write_text(json.dumps({"train_steps": int(steps), "train_cpu_s": round(cpu_s, 1)}))
+
+
 def write_metrics(out: Path, p: dict, best: Path, test_metrics: dict, scores: dict, class_names: list[str],
                   train_s: float, t0: float, **extra) -> dict:
     """metrics.json, written last: its presence marks a finished run (evaluate, study, resume)."""
+    budget = json.loads((out / BUDGET).read_text()) if (out / BUDGET).is_file() else {}
     metrics = {
         "model": p["model"], "seed": p["seed"], "fold": p["fold"], "target": p["target"], "profile": p["profile"],
         "best_checkpoint": best.name, "best_epoch": int(best.stem.rsplit("_", 1)[-1]),
         "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
         "n_test": scores["n_test"], "train_time_s": round(train_s, 1),
-        "wall_time_s": round(time.time() - t0, 1), "classes": class_names, **extra,
+        "wall_time_s": round(time.time() - t0, 1), **budget, "classes": class_names, **extra,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
