@@ -34,12 +34,13 @@ def fixed_batch(cfg, n_clips: int) -> dict:
     return pseudo_collate([dataset[i] for i in range(min(n_clips, len(dataset)))])
 
 
-def fit_clips(p: dict, data_dir: Path, n_clips: int = 16, steps: int = 150, model_cfg: dict | None = None,
-              seed: int = 0) -> dict:
+def fit_clips(p: dict, data_dir: Path, n_clips: int = 16, steps: int = 16, model_cfg: dict | None = None,
+              blind: bool = False, seed: int = 0) -> dict:
     """Train the model of resolved parameters ``p`` on ``n_clips`` fixed clips for ``steps``
     optimizer steps at the run's optimizer and learning rate (no warm-up, no decay). Returns
     the loss at each step, ln(K) and the clips' label entropy (what a model blind to its input
-    can reach at best). ``model_cfg`` merges over the built model dict (negative controls)."""
+    can reach at best). Negative controls: ``model_cfg`` merges over the built model dict
+    (zoo settings), ``blind`` blanks every frame (a model that cannot see the clip)."""
     import numpy as np
     import torch
     from mmengine.optim import build_optim_wrapper
@@ -58,6 +59,8 @@ def fit_clips(p: dict, data_dir: Path, n_clips: int = 16, steps: int = 150, mode
     model.train()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     batch = fixed_batch(cfg, n_clips)
+    if blind:
+        batch["inputs"] = [torch.zeros_like(x) for x in batch["inputs"]]
     losses = []
     for _ in range(steps):
         out = model.train_step(batch, optim)
