@@ -154,3 +154,29 @@ def test_timer_runs_at_the_process_thread_count():
     finally:
         torch.set_num_threads(threads)
     assert set(seen) == {2}
+
+
+def test_fast_rcnn_is_timed_on_its_whole_frames_and_one_roi(tmp_path):
+    """fast_rcnn's run is measured like the recognisers (scores out, FLOPs of the whole forward),
+    on frames of its run's shape with one RoI per clip."""
+    import cv2
+    from mmengine.config import Config
+    from petaction import detection
+    p = P.resolve_train({"model": "fast_rcnn", "profile": "tiny"})
+    data = tmp_path / "data"
+    (data / "frames" / "clip0").mkdir(parents=True)
+    (data / "test.txt").write_text("clip0 10 1\n")
+    cv2.imwrite(str(data / "frames" / "clip0" / "img_00001.jpg"), np.zeros((32, 40, 3), np.uint8))
+    run = tmp_path / "fast_rcnn" / "seed0"
+    run.mkdir(parents=True)
+    Config(dict(model=detection.model_dict(p, N_CLASSES))).dump(str(run / "config.py"))
+    (run / "params.json").write_text(json.dumps(p))
+    (run / "metrics.json").write_text(json.dumps({"data_dir": str(data)}))
+    it = cost.timing_inputs(run, 3)
+    assert it["x"][0].shape == (1, 3, p["clip_len"], 32, 40) and it["xb"][1].shape == (3, 4)
+    with torch.no_grad():
+        assert it["net"](*it["xb"]).shape == (3, N_CLASSES)
+    (row,) = cost.measure([run], repeats=3, batch=3, min_time_s=0.2)
+    assert row["boxes_per_prediction"] == 1 and row["views"] == 1
+    assert row["gflops"] == pytest.approx(cost.gflops(it["net"], it["x"]))
+    assert row["gflops"] > cost.gflops(it["net"].model.backbone, forward.preprocess(it["net"].model, it["x"][0]))

@@ -15,8 +15,9 @@
 The same code places jobs whether the slots are real GPUs, a fake list on a CPU machine
 (tests, benchmarks/schedule.py) or a Slurm allocation (ddp: one slot, many nodes).
 Cost estimate of one training: GFLOPs per training clip (mmengine's FlopAnalyzer on
-forward.py's whole forward of the resolved architecture, at the train pipeline's input) x epochs; the study's models share one training set, so
-this orders and balances them (the absolute seconds come from the box).
+forward.py's whole forward of the resolved architecture, at the train pipeline's input) x
+epochs; the study's models share one training set, so this orders and balances them (the
+absolute seconds come from the box).
 """
 from __future__ import annotations
 
