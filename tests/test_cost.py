@@ -114,7 +114,7 @@ def test_the_timed_input_holds_every_test_view(tmp_path):
     one, two = fake_run(tmp_path, "i3d"), fake_run(tmp_path, "i3d", test_clips=2)
     assert cost.timing_inputs(two, 4)["x"][0].shape[:2] == (1, 2)
     assert cost.timing_inputs(two, 4)["xb"][0].shape[:2] == (4, 2)
-    rows = cost.measure([one, two], repeats=3, batch=2, min_time_s=0.2)
+    rows = cost.measure([one, two], warmup=1, repeats=3, batch=2, min_time_s=0.1, rounds=3)
     assert [r["views"] for r in rows] == [1, 2]
     assert rows[1]["gflops"] == pytest.approx(2 * rows[0]["gflops"], rel=0.02)
     for r in rows:
@@ -176,7 +176,7 @@ def test_fast_rcnn_is_timed_on_its_whole_frames_and_one_roi(tmp_path):
     assert it["x"][0].shape == (1, 3, p["clip_len"], 32, 40) and it["xb"][1].shape == (3, 4)
     with torch.no_grad():
         assert it["net"](*it["xb"]).shape == (3, N_CLASSES)
-    (row,) = cost.measure([run], repeats=3, batch=3, min_time_s=0.2)
+    (row,) = cost.measure([run], warmup=1, repeats=3, batch=3, min_time_s=0.1, rounds=3)
     assert row["boxes_per_prediction"] == 1 and row["views"] == 1
     assert row["gflops"] == pytest.approx(cost.gflops(it["net"], it["x"]))
     assert row["gflops"] > cost.gflops(it["net"].model.backbone, forward.preprocess(it["net"].model, it["x"][0]))
