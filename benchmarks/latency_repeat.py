@@ -2,10 +2,11 @@
 
     .venv/bin/python benchmarks/latency_repeat.py [--study default] [--repeats 15] [--min-time 2]
 
-Runs petaction.cost.measure (what evaluate.ipynb runs, with its settings: at least 15 timed
-calls and 2 s per figure, every model timed interleaved) twice over every finished run of the
-study, and the study's pet detector (detector.measure) likewise, and reports each latency
-figure's ratio between the passes (target: within 10% on an idle machine).
+Runs petaction.cost.measure (what evaluate.ipynb runs, with its settings: the whole test-time
+forward of forward.build, torch.utils.benchmark blocked measurements, at least 15 timed blocks
+and 2 s per model, every model timed interleaved) twice over every finished run of the study,
+and the study's pet detector (detector.measure) likewise, and reports each latency figure's
+ratio between the passes (target: within 10% on an idle machine).
 Writes benchmarks/results/latency_repeat.json.
 """
 from __future__ import annotations

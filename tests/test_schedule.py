@@ -18,7 +18,7 @@ def test_gpus_and_strategy_are_checked():
     assert schedule.slots(["0", "1"], "ddp") == [["0", "1"]]
     assert schedule.slots([], "parallel") == [[]]          # CPU only, one job: one process, in turn
     assert schedule.slots([], "parallel", 2) == [[], []]   # two CPU trainings side by side
-    assert schedule.resolve_cpu_jobs(3) == 3 and schedule.resolve_cpu_jobs("auto") >= 1
+    assert schedule.resolve_cpu_jobs(3) == 3
     for bad in (0, "two", True):
         with pytest.raises(P.ParamError, match="cpu_jobs must be"):
             study.load_study(None, {"cpu_jobs": bad})
@@ -36,6 +36,35 @@ def test_gpus_and_strategy_are_checked():
     # n CPU slots share the cores: each job's torch gets its share of threads (at least one)
     assert schedule.env([], n_slots=2) == {"OMP_NUM_THREADS": str(schedule.cpu_threads(2))}
     assert schedule.cpu_threads(10 ** 6) == 1
+
+
+@pytest.mark.parametrize("cores, mem_gib, jobs", [(8, 64, 4), (2, 64, 2), (8, 6, 1), (1, 2, 1)])
+def test_auto_cpu_jobs_is_one_per_core_at_most_four_and_one_per_4_gib(monkeypatch, cores, mem_gib, jobs):
+    import os
+    page = 4096
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(os, "sysconf", lambda k: page if k == "SC_PAGE_SIZE" else mem_gib * 2 ** 30 // page)
+    assert schedule.resolve_cpu_jobs("auto") == jobs
+
+
+@pytest.mark.parametrize("name", ["tsn", "x3d", "fast_rcnn"])
+def test_training_cost_estimate_is_the_whole_forward_on_a_training_clip(name):
+    """The estimate counts forward.py's forward (head included) on the train pipeline's input
+    (one clip, whatever test_clips is); fast_rcnn's too."""
+    from petaction import cost, forward
+    p = P.resolve_train({"model": name, "profile": "tiny", "test_clips": 3})
+    model = forward.build_model(p, num_classes=12)
+    x = forward.example_inputs(p, split="train")
+    box = forward.is_box_model(model)
+    if not box:
+        assert x[0].shape[1] == (p["num_segments"] if p["sampling"] == "segments" else 1)
+    pre = forward.preprocess(model, x[0])
+    backbone_only = cost.gflops(model.backbone if box else model, pre)   # model(x): mmaction2's tensor mode
+    g = schedule.gflops_per_clip(p)
+    assert g > backbone_only > 0
+    assert schedule.job_cost(p) == pytest.approx(g * p["epochs"])
+    if p["sampling"] == "clip" and not box:   # a prediction's three test views cost about 3x a training clip
+        assert cost.gflops(forward.build(model), forward.example_inputs(p)) == pytest.approx(3 * g, rel=0.05)
 
 
 def test_lpt_plan_balances_the_full_profile_shape():

@@ -1,18 +1,22 @@
 """What each trained model costs to run, and whether it keeps up in real time.
 
 evaluate.evaluate (so evaluate.ipynb) calls measure_runs; benchmarks/latency_repeat.py calls
-measure twice to check the figures repeat. The models' batch-1 latencies are timed interleaved
-(interleaved_times): round after round, each model in turn, so that a slow minute of a shared
-machine falls on every model alike rather than on whichever was being timed.
+measure twice to check the figures repeat. Every figure is taken on forward.build(model), the
+whole test-time forward from the packed clips of all test views to the class scores (data
+preprocessor, backbone, neck, head, consensus and view averaging; fast_rcnn with its RoI),
+the same callable export.py writes as ONNX (docs/cost.md).
 
-For a finished run (the architecture of its saved ``config.py``): parameters,
-GFLOPs per clip (mmengine's FlopAnalyzer), CPU latency of one clip at batch 1 (median and 90th
-percentile over timed repeats, after warm-up, torch thread count recorded), CPU throughput at a
-larger batch (clips/s), the peak memory a forward pass adds (batch 1 and the larger batch),
-GPU latency, throughput and memory where a GPU is present, and the
-real-time verdict: at ``update_hz`` predictions per second, a model keeps up when its
-90th-percentile latency fits in 1 / update_hz seconds; headroom is that budget over the latency.
-Latency covers the network only (frames already decoded and cropped), which the report states.
+For a finished run (the architecture of its saved ``config.py``): parameters, GFLOPs per
+prediction (mmengine's FlopAnalyzer on that forward), CPU latency of one prediction at batch 1
+(median and 90th percentile over torch.utils.benchmark blocked measurements, at the process's
+torch thread count), CPU throughput at a larger batch (clips/s), the peak memory a forward
+pass adds (batch 1 and the larger batch), GPU latency, throughput and memory where a GPU is
+present, and the real-time verdict: at ``update_hz`` predictions per second, a model keeps up
+when its 90th-percentile latency fits in 1 / update_hz seconds; headroom is that budget over
+the latency. The batch-1 latencies are timed interleaved (interleaved_measurements): round
+after round, each model in turn, so that a slow minute of a shared machine falls on every
+model alike rather than on whichever was being timed. Decoding and cropping are not timed
+(add_detector adds the pet detector per box).
 
 Writes ``results/<study>/[<target>/]evaluation/cost.csv`` and ``cost.json`` (the same plus the
 machine, threads and library versions).
@@ -28,12 +32,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import provenance
+from . import forward, provenance
 
 FRAME_MS = 200  # one cached frame per 200 ms of video (prepare keeps the AI-Hub frame rate)
 
 
-MIN_TIME_S = 2.0   # timed seconds per latency figure, at least (see time_calls)
+MIN_TIME_S = 2.0   # timed seconds per latency figure, at least (Timer's min_run_time; time_calls)
+ROUNDS = 10        # interleaved rounds of the batch-1 latencies (interleaved_measurements)
 
 
 def time_calls(fn, warmup: int = 3, repeats: int = 15, min_time_s: float = 0.0) -> list[float]:
@@ -74,12 +79,45 @@ def latency_stats(times_ms: list[float]) -> dict:
             "repeats": len(times_ms)}
 
 
-def clip_input(p: dict, batch: int = 1) -> torch.Tensor:
-    """A dummy clip shaped as the model's test pipeline feeds it (one view)."""
-    s = p["img_size"]
-    if p["sampling"] == "clip":
-        return torch.randn(batch, 1, 3, p["clip_len"], s, s)
-    return torch.randn(batch, p["num_segments"], 3, s, s)
+def timer(fn) -> "torch.utils.benchmark.Timer":
+    """A torch.utils.benchmark Timer of fn() at the process's torch threads (Timer's default is
+    one thread; on a CUDA machine it synchronises the device around each block)."""
+    from torch.utils import benchmark
+    return benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+
+
+def interleaved_measurements(fns: list, warmup: int = 3, repeats: int = 15, min_time_s: float = MIN_TIME_S,
+                             rounds: int = ROUNDS) -> list:
+    """One torch.utils.benchmark Measurement per fn (Measurement.merge of its rounds), timed
+    in ``rounds`` rounds that visit every fn in turn, each round Timer.blocked_autorange for
+    min_time_s / rounds seconds, after ``warmup`` untimed calls of each fn. A fn with fewer
+    than ``repeats`` timed blocks after the rounds (a slow model: one call fills a round) gets
+    more rounds until it has them. Each measurement has ``calls`` set: the calls it timed."""
+    from torch.utils.benchmark import Measurement
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    timers = [timer(fn) for fn in fns]
+    parts = [[] for _ in fns]
+    r = 0
+    while r < rounds or any(sum(len(m.raw_times) for m in ps) < repeats for ps in parts):
+        for t, ps in zip(timers, parts):
+            if r < rounds or sum(len(m.raw_times) for m in ps) < repeats:
+                ps.append(t.blocked_autorange(min_run_time=min_time_s / rounds))
+        r += 1
+    out = []
+    for ps in parts:
+        (merged,) = Measurement.merge(ps)
+        merged.calls = sum(len(m.raw_times) * m.number_per_run for m in ps)
+        out.append(merged)
+    return out
+
+
+def measurement_stats(m) -> dict:
+    """Median and 90th percentile (ms) over a Measurement's blocks (a block is number_per_run
+    calls, averaged: one call once Timer's overhead is under 1e-4 of it, about 10 ms and up)."""
+    return {"median_ms": 1000.0 * m.median, "p90_ms": float(np.percentile(m.times, 90)) * 1000.0,
+            "repeats": len(m.times), "calls": m.calls}
 
 
 def window_s(p: dict) -> float:
@@ -101,12 +139,14 @@ def build_model(run: Path):
     return model
 
 
-def gflops(model, x: torch.Tensor) -> float:
+def gflops(net, inputs) -> float:
+    """GFLOPs (multiply-adds, mmengine's FlopAnalyzer convention) of net(*inputs)."""
     from mmengine.analysis import FlopAnalyzer
-    an = FlopAnalyzer(model, (x,))
+    an = FlopAnalyzer(net, tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,))
     an.unsupported_ops_warnings(False)
     an.uncalled_modules_warnings(False)
-    return an.total() / 1e9
+    with forward.fixed_shape_trace():
+        return an.total() / 1e9
 
 
 def _status_kb(field: str) -> int | None:
@@ -164,67 +204,67 @@ def peak_memory_mb(fn, interval_s: float = 0.001) -> float:
     return max(peak - before, 0) / 1024.0
 
 
-def throughput(fn, batch: int, warmup: int = 2, repeats: int = 5) -> float:
-    """Clips per second of fn() processing ``batch`` clips (median of ``repeats`` timed calls)."""
-    return batch / (float(np.median(time_calls(fn, warmup, repeats))) / 1000.0)
+def throughput(fn, batch: int, min_time_s: float = MIN_TIME_S) -> float:
+    """Clips per second of fn() processing ``batch`` clips (median of Timer.blocked_autorange)."""
+    return batch / timer(fn).blocked_autorange(min_run_time=min_time_s).median
 
 
-def gpu_figures(model, x: torch.Tensor, xb: torch.Tensor, warmup: int, repeats: int) -> dict:
-    """GPU latency (batch 1), throughput (batch of xb) and peak memory, where a GPU is present."""
+def gpu_figures(net, x: tuple, xb: tuple, min_time_s: float = MIN_TIME_S) -> dict:
+    """GPU latency (batch 1), throughput (batch of xb) and peak memory, where a GPU is present
+    (Timer synchronises the device, so the kernels' completion is timed)."""
     if not torch.cuda.is_available():
         return {}
-    model = model.cuda()
-    x, xb = x.cuda(), xb.cuda()
-
-    def run(inp):
-        model(inp)
-        torch.cuda.synchronize()   # kernels run asynchronously: time their completion
+    net = net.cuda()
+    x, xb = tuple(t.cuda() for t in x), tuple(t.cuda() for t in xb)
     torch.cuda.reset_peak_memory_stats()
-    lat = latency_stats(time_calls(lambda: run(x), warmup, repeats, MIN_TIME_S))
+    (m,) = interleaved_measurements([lambda: net(*x)], min_time_s=min_time_s, rounds=1)
+    lat = measurement_stats(m)
     out = {"gpu": torch.cuda.get_device_name(0), "gpu_latency_ms": lat["median_ms"], "gpu_latency_p90_ms": lat["p90_ms"],
-           "gpu_throughput_cps": throughput(lambda: run(xb), len(xb)),
+           "gpu_throughput_cps": throughput(lambda: net(*xb), len(xb[0]), min_time_s),
            "gpu_peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20}
-    model.cpu()
+    net.cpu()
     return out
 
 
 def timing_inputs(run: Path, batch: int) -> dict:
-    """A run's model built from its config.py (eval mode) and dummy inputs at batch 1 and ``batch``."""
+    """A run's whole test-time forward (forward.build on its config.py's model, eval mode) and
+    example inputs at batch 1 and ``batch`` (all test views; fast_rcnn: its whole frames and
+    one RoI per clip)."""
     from . import detection
     p = json.loads((run / "params.json").read_text())
-    model = build_model(run)
-    x, xb = clip_input(p), clip_input(p, batch)
-    if detection.is_fast_rcnn(p):   # its forward needs an RoI: whole frames, one box per clip
-        shape = detection.frame_shape(run)
-        model, x, xb = detection.RoIForward(model), detection.clip_input(p, shape), detection.clip_input(p, shape, batch)
-    return {"p": p, "model": model, "x": x, "xb": xb}
+    net = forward.build(build_model(run))
+    shape = detection.frame_shape(run) if forward.is_fast_rcnn_params(p) else None
+    return {"p": p, "net": net, "x": forward.example_inputs(p, 1, frame_shape=shape),
+            "xb": forward.example_inputs(p, batch, frame_shape=shape)}
 
 
 def measure(runs: list[Path], update_hz: float = 1.0, warmup: int = 3, repeats: int = 15, batch: int = 8,
-            min_time_s: float = MIN_TIME_S) -> list[dict]:
-    """Cost of each run's architecture: size, FLOPs, CPU latency at batch 1 (the real-time case;
-    all runs timed interleaved), CPU throughput at ``batch`` clips per call, peak memory of each;
-    GPU figures when present."""
+            min_time_s: float = MIN_TIME_S, rounds: int = ROUNDS) -> list[dict]:
+    """Cost of each run's whole test-time forward: size, FLOPs, CPU latency at batch 1 (the
+    real-time case; all runs timed interleaved), CPU throughput at ``batch`` clips per call,
+    peak memory of each; GPU figures when present."""
     items = [timing_inputs(run, batch) for run in runs]
     with torch.no_grad():
         # memory first, on cold calls: once warm, the allocator reuses its buffers and a call adds nothing
-        mems = [(peak_memory_mb(lambda: it["model"](it["x"])), peak_memory_mb(lambda: it["model"](it["xb"])))
+        mems = [(peak_memory_mb(lambda: it["net"](*it["x"])), peak_memory_mb(lambda: it["net"](*it["xb"])))
                 for it in items]
-        times = interleaved_times([lambda it=it: it["model"](it["x"]) for it in items], warmup, repeats, min_time_s)
+        times = interleaved_measurements([lambda it=it: it["net"](*it["x"]) for it in items], warmup, repeats,
+                                         min_time_s, rounds)
         rows = []
-        for it, (mem1, memb), t in zip(items, mems, times):
-            p, model, x, xb = it["p"], it["model"], it["x"], it["xb"]
-            lat = latency_stats(t)
+        for it, (mem1, memb), m in zip(items, mems, times):
+            p, net, x, xb = it["p"], it["net"], it["x"], it["xb"]
+            lat = measurement_stats(m)
             budget = 1000.0 / update_hz
             rows.append({
-                "model": p["model"], "seed": p["seed"], "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
-                "gflops": gflops(getattr(model, "flops_module", model), x),   # fast_rcnn: its backbone's
+                "model": p["model"], "seed": p["seed"], "params_m": sum(q.numel() for q in net.parameters()) / 1e6,
+                "gflops": gflops(net, x), "views": forward.views(p),
                 "cpu_latency_ms": lat["median_ms"], "cpu_latency_p90_ms": lat["p90_ms"],
-                "repeats": lat["repeats"], "min_time_s": min_time_s, "warmup": warmup, "window_s": window_s(p),
+                "repeats": lat["repeats"], "calls": lat["calls"], "min_time_s": min_time_s, "warmup": warmup,
+                "window_s": window_s(p),
                 "update_hz": update_hz, "realtime": bool(lat["p90_ms"] <= budget), "headroom": budget / lat["p90_ms"],
-                "cpu_throughput_cps": throughput(lambda: model(xb), batch), "throughput_batch": batch,
+                "cpu_throughput_cps": throughput(lambda: net(*xb), batch, min_time_s), "throughput_batch": batch,
                 "peak_mem_mb": mem1, "boxes_per_prediction": boxes_per_prediction(p), "peak_mem_batch_mb": memb,
-                **gpu_figures(model, x, xb, warmup, repeats)})
+                **gpu_figures(net, x, xb, min_time_s)})
     return rows
 
 
@@ -236,7 +276,11 @@ def measure_runs(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: i
     prov = provenance.collect()
     (out / "cost.json").write_text(json.dumps({"rows": rows, "update_hz": update_hz, "batch": 1, "device": "cpu",
                                                "torch_threads": torch.get_num_threads(),
-                                               "timing": "interleaved rounds (cost.interleaved_times)",
+                                               "forward": "forward.build: preprocessor, backbone, neck, head, "
+                                                          "consensus, all test views (fast_rcnn: its RoI)",
+                                               "timing": "torch.utils.benchmark blocked_autorange, interleaved "
+                                                         f"rounds ({ROUNDS}; cost.interleaved_measurements); "
+                                                         "median and p90 over blocks",
                                                "hardware": prov["hardware"], "versions": prov["versions"],
                                                "git": prov["git"]}, indent=1, default=str))
     return df

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 
@@ -231,7 +230,7 @@ def run(p: dict) -> dict:
                                data_dir=str(data), roi="labelled pet box at the key frame")
 
 
-# ---- cost (for cost.py: fast_rcnn's forward needs its RoI, which a plain tensor call lacks) ----
+# ---- cost (cost.py times forward.BoxForward on whole frames of this shape) ----
 
 def frame_shape(run: Path) -> tuple[int, int]:
     """(height, width) of the whole frames the run was trained on (its first test clip)."""
@@ -239,31 +238,3 @@ def frame_shape(run: Path) -> tuple[int, int]:
     data = Path(json.loads((run / "metrics.json").read_text())["data_dir"])
     clip = (data / "test.txt").read_text().split()[0]
     return crop.read_image(data / "frames" / clip / mmconfig.FILENAME_TMPL.format(1)).shape[:2]
-
-
-def clip_input(p: dict, shape: tuple[int, int], batch: int = 1):
-    """Dummy whole-frame clips shaped as fast_rcnn's test pipeline feeds them: (B, 3, T, H, W)."""
-    return torch.randn(batch, 3, p["clip_len"], *shape)
-
-
-class RoIForward(torch.nn.Module):
-    """A built fast_rcnn called like a recogniser, model(x): one RoI per clip (the frame's
-    central half), so cost.py can time it, batch it (clip by clip: mmaction2's AVARoIHead
-    predicts one clip per call) and move it to a GPU unchanged. Its
-    ``flops_module`` is the backbone (the RoI head adds one small matrix product per box)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.flops_module = model, model.backbone
-
-    def forward(self, x):
-        from mmaction.structures import ActionDataSample
-        from mmengine.structures import InstanceData
-        h, w = x.shape[-2:]
-        box = torch.tensor([[w / 4, h / 4, 3 * w / 4, 3 * h / 4]], device=x.device)
-        out = []
-        for clip in x.split(1):   # AVARoIHead predicts one clip per call ("only accept 1 sample")
-            s = ActionDataSample(metainfo=dict(img_shape=(h, w)))
-            s.proposals = InstanceData(bboxes=box.clone())
-            out += self.model(clip, [s], mode="predict")
-        return out

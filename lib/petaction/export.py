@@ -2,11 +2,12 @@
 
     python -m petaction export --run results/default/models/tsm/seed0 [--out model.onnx]
 
-The exported graph is the model's whole test-time forward from the packed clip (the tensor
-mmaction2's test pipeline gives, batched: NCHW models (1, segments, 3, H, W), NCTHW models
-(1, clips, 3, T, H, W), raw 0..255 pixel values) to the class scores ``inference_recognizer``
-returns: the data preprocessor's normalisation, backbone, head and the head's clip averaging
-(softmax first when ``average_clips='prob'``). So the same pipeline output feeds either path.
+The exported graph is forward.RecognizerForward, the model's whole test-time forward (the one
+cost.py times): from the packed clip (the tensor mmaction2's test pipeline gives, batched:
+NCHW models (1, segments, 3, H, W), NCTHW models (1, clips, 3, T, H, W), raw 0..255 pixel
+values, as float) to the class scores ``inference_recognizer`` returns: the data
+preprocessor's normalisation, backbone, neck, head and the head's clip averaging (softmax
+first when ``average_clips='prob'``). So the same pipeline output feeds either path.
 """
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from . import mmcompat
+from . import forward, mmcompat
 
 mmcompat.install_drn_standin()   # before any mmaction import (idempotent): see mmcompat
 
@@ -26,32 +26,8 @@ OPSET = 17
 PARITY_TOL = 1e-4   # max abs class-score difference ONNX Runtime vs PyTorch (issue 8)
 
 
-class ScoreNet(nn.Module):
-    """A recogniser's test forward as one tensor -> tensor function (what ONNX captures).
-
-    Mirrors mmaction2's BaseRecognizer.predict (ActionDataPreprocessor's normalisation,
-    extract_feat(test_mode=True), the head, head.average_clip) without its data-sample
-    bookkeeping, which cannot be traced."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        if not (hasattr(model, "cls_head") and hasattr(model, "extract_feat")):
-            raise ValueError(f"{type(model).__name__} is not a clip recogniser (Recognizer2D/3D): "
-                             f"only those export (a box-level detector needs its boxes as input)")
-        pre = model.data_preprocessor
-        if getattr(pre, "to_rgb", False):
-            raise ValueError("data preprocessors that swap BGR to RGB are not exported (none in this project)")
-        self.normalise = bool(getattr(pre, "_enable_normalize", False))
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        batch = inputs.shape[0]
-        x = inputs.float()
-        if self.normalise:
-            x = (x - self.model.data_preprocessor.mean) / self.model.data_preprocessor.std
-        feats, kwargs = self.model.extract_feat(x, test_mode=True)
-        scores = self.model.cls_head(feats, **kwargs)
-        return self.model.cls_head.average_clip(scores, num_segs=scores.shape[0] // batch)
+# The exported graph is the one forward every cost figure is taken on (forward.py).
+ScoreNet = forward.RecognizerForward
 
 
 def checkpoint_of(run: Path) -> Path:
@@ -81,13 +57,9 @@ def run_params(run: Path) -> dict:
 
 
 def example_input(p: dict) -> torch.Tensor:
-    """A random packed clip (0..255) of the input shape a run's parameters give, all test views."""
-    from .cost import clip_input
-    x = clip_input(p)
-    if p["sampling"] == "clip" and p["test_clips"] > 1:
-        x = x.repeat(1, p["test_clips"], *([1] * (x.dim() - 2)))
-    g = torch.Generator().manual_seed(0)
-    return torch.randint(0, 256, x.shape, generator=g).float()
+    """A random packed clip (0..255) of the input shape a run's parameters give, all test views,
+    as float: the graph's input type (run_session casts the pipeline's uint8 to it)."""
+    return forward.example_inputs(p, dtype=torch.float32)[0]
 
 
 def export_model(model, p: dict, out: Path) -> Path:
@@ -97,7 +69,7 @@ def export_model(model, p: dict, out: Path) -> Path:
     net = ScoreNet(model).eval()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), forward.fixed_shape_trace():
         torch.onnx.export(net, (example_input(p),), str(out), dynamo=False, opset_version=OPSET,
                           input_names=["inputs"], output_names=["scores"], do_constant_folding=True)
     return out
@@ -134,7 +106,7 @@ def parity_model(model, p: dict, onnx_path: Path | None = None) -> dict:
         ort_scores = run_session(session(path), x)
     with torch.no_grad():
         net_scores = ScoreNet(model).eval()(x).numpy()
-    mm_scores = mmaction_scores(model, x)
+    mm_scores = forward.test_step_scores(model, x)
     return {"max_abs_diff": float(np.abs(ort_scores - mm_scores).max()),
             "max_abs_diff_scorenet": float(np.abs(ort_scores - net_scores).max()),
             "top1_equal": bool((ort_scores.argmax(-1) == mm_scores.argmax(-1)).all())}
@@ -142,15 +114,6 @@ def parity_model(model, p: dict, onnx_path: Path | None = None) -> dict:
 
 def parity(run: Path, onnx_path: Path | None = None) -> dict:
     return parity_model(load_recognizer(run), run_params(run), onnx_path)
-
-
-def mmaction_scores(model, x: torch.Tensor) -> np.ndarray:
-    """mmaction2's test_step on a packed batch (one ActionDataSample per clip): its pred_score."""
-    from mmaction.structures import ActionDataSample
-    data = {"inputs": list(x), "data_samples": [ActionDataSample() for _ in range(len(x))]}
-    with torch.no_grad():
-        out = model.test_step(data)
-    return np.stack([o.pred_score.numpy() for o in out])
 
 
 def export_all(runs: list[Path], out_dir: Path, tol: float = PARITY_TOL) -> list[dict]:

@@ -14,9 +14,10 @@
 
 The same code places jobs whether the slots are real GPUs, a fake list on a CPU machine
 (tests, benchmarks/schedule.py) or a Slurm allocation (ddp: one slot, many nodes).
-Cost estimate of one training: GFLOPs per training clip (mmengine's FlopAnalyzer on the
-resolved architecture and input) x epochs; the study's models share one training set, so
-this orders and balances them (the absolute seconds come from the box).
+Cost estimate of one training: GFLOPs per training clip (mmengine's FlopAnalyzer on
+forward.py's whole forward of the resolved architecture, at the train pipeline's input) x
+epochs; the study's models share one training set, so this orders and balances them (the
+absolute seconds come from the box).
 """
 from __future__ import annotations
 
@@ -94,15 +95,12 @@ def env(slot: list[str], visible: list[str] | None = None, n_slots: int = 1) -> 
 
 
 def gflops_per_clip(p: dict) -> float:
-    """Forward GFLOPs of one training clip for resolved train parameters."""
-    from mmengine.registry import init_default_scope
-
-    from . import cost, mmcompat, mmconfig
-    mmcompat.install_drn_standin()   # before mmaction's registry import (idempotent)
-    from mmaction.registry import MODELS
-    init_default_scope("mmaction")
-    model = MODELS.build(mmconfig.model_dict(p, num_classes=12)).eval()
-    return cost.gflops(model, cost.clip_input(p))
+    """Forward GFLOPs of one training clip for resolved train parameters: forward.build's
+    whole forward (preprocessor, backbone, neck, head) on the views the train pipeline samples
+    (one clip; a segment model's num_segments frames; fast_rcnn's whole frames and RoI)."""
+    from . import cost, forward
+    return cost.gflops(forward.build(forward.build_model(p, num_classes=12)),
+                       forward.example_inputs(p, split="train"))
 
 
 def job_cost(p: dict) -> float:
