@@ -106,7 +106,7 @@ def claim(r: dict, kind: str, a: str | None = None, b: str | None = None) -> dic
 
 
 def test_name(c: dict) -> str:
-    return f"{c['test']}, Holm-corrected {p_text(c['p_holm'])} (uncorrected {c['p_value']:.3g})"
+    return f"{c['test']}, Holm-corrected {p_text(c['p_holm'])}, uncorrected {p_text(c['p_value'])}"
 
 
 def test_set(r: dict) -> str:
@@ -372,13 +372,14 @@ def baseline_sentences(r: dict) -> list[str]:
     label, base = majority_baseline(r)
     claims = [c for c in decisions(r)["claims"] if c["kind"] == "baseline"]
     fail = [c for c in claims if c["winner"] != c["a"]]
+    each = ", ".join(f"{c['a']} {p_text(c['p_holm'])}" for c in claims)
     if claims and len(fail) == len(claims):
         return [f"No model beats always predicting the commonest test class ({label}, {pct(base)}; "
-                f"exact one-sided binomial tests, Holm-corrected): on this data and profile the models have "
-                "not learned the task, and the ranking says little."]
+                f"exact one-sided binomial tests, Holm-corrected {each}): on this data and profile the models "
+                "have not learned the task, and the ranking says little."]
     if not fail:
         return [f"Every model beats always predicting the commonest test class ({label}, {pct(base)}; "
-                "exact one-sided binomial tests, Holm-corrected)."]
+                f"exact one-sided binomial tests, Holm-corrected {each})."]
     return [f"{', '.join(c['a'] for c in fail)} do{'es' if len(fail) == 1 else ''} not beat always predicting "
             f"the commonest test class ({label}, {pct(base)}; exact one-sided binomial test, Holm-corrected "
             + ", ".join(f"{c['a']} {p_text(c['p_holm'])}" for c in fail) +
