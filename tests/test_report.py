@@ -187,6 +187,9 @@ def test_never_recommends_below_the_majority_baseline_nor_an_unmeasured_verdict(
     rec = r["decisions"]["recommendation"]
     assert "good" not in rec["keeps_up"] and rec["unknown"] == ["good"] and rec["model"] is None
     assert "(good not measured)" in report.recommendation(r)
+    # no validation scores saved at all: nothing can be chosen on validation
+    rec = evaluate.recommend(r["summary"], evaluate.Scored(), {}, {"good": True, "lazy": True})
+    assert rec["reason"] == "no_val_scores" and rec["model"] is None
     # chosen on validation but no better than the baseline on test: vetoed
     models = {"fluke": {"test": [hits(n, 78)], "val": [hits(n, 150)]}, "b": {"test": [hits(n, 70)], "val": [hits(n, 100)]}}
     r = study(models)

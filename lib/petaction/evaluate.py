@@ -438,6 +438,8 @@ def recommend(summary: pd.DataFrame, val: Scored, learned_val: dict, learned_tes
     eligible = summary[ok & summary["model"].map(lambda m: learned_val.get(m, False))]
     if not ok.any():
         return {**rec, "reason": "none_keep_up"}
+    if not learned_val:
+        return {**rec, "reason": "no_val_scores"}
     if eligible.empty:
         return {**rec, "reason": "none_learned"}
     pick = eligible.iloc[0]   # summary is in validation order

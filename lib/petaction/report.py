@@ -530,6 +530,9 @@ def recommendation(r: dict) -> str:
     reason = rec["reason"]
     if reason == "none_keep_up":
         out.append("Recommendation: none of these keeps up on this machine; lower the update rate or use a GPU.")
+    elif reason == "no_val_scores":
+        out.append("Recommendation: none. No run saved per-clip validation scores (`val_scores.npz`; runs "
+                   "trained before it existed), so none can be chosen on validation: train them again.")
     elif reason == "none_learned":
         out.append("Recommendation: none. No model that keeps up beats the majority baseline on validation.")
     elif reason == "fails_test_baseline":
