@@ -27,6 +27,7 @@ target = "action"
 models = []
 update_hz = 1.0       # real-time target: predictions per second a model must keep up with
 cost_repeats = 15     # timed CPU forward passes per model (after 3 warm-up passes)
+margin = 0.02         # non-inferiority margin (top-1, on validation) for recommending a faster model
 
 # %%
 from IPython.display import display
@@ -34,8 +35,11 @@ from petaction import evaluate, params
 
 P = params.from_notebook(globals(), "evaluate")
 E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["models"] or None,
-                      update_hz=P["update_hz"], cost_repeats=P["cost_repeats"])
+                      update_hz=P["update_hz"], cost_repeats=P["cost_repeats"], margin=P["margin"])
 display(E["summary"])
+D = E["decisions"]
+print(f"selected on {D['selection']}: best {D['best']}, recommended {D['recommendation']['model']} "
+      f"({D['recommendation']['reason']})")
 
 # %% [markdown]
 # ## Cross-validation folds (study `folds: k`; `evaluation/folds.csv`): each fold's own test metrics
@@ -51,10 +55,13 @@ display(E["cost"])
 display(E["figures"]["pareto"])
 
 # %% [markdown]
-# ## Paired tests (McNemar, same test clips) between every two models
+# ## The claims the report states (`evaluation/claims.csv`, `decisions.json`)
+# Each with its test on the same test clips (exact McNemar for one seed, Cochran-Mantel-Haenszel
+# over clips for several; exact one-sided binomial against the majority baseline) and its p-value
+# after Holm's correction over this family.
 
 # %%
-display(E["paired"])
+display(E["claims"])
 
 # %% [markdown]
 # ## Runs that failed

@@ -35,3 +35,15 @@ def test_filters_and_gallery_on_prepared_data(tiny_data, tmp_path):
     rows = test.head(2).assign(pred="X")
     explore.gallery(data, rows, tmp_path / "g.png", n_frames=2)
     assert (tmp_path / "g.png").stat().st_size > 1000
+
+
+def test_best_model_is_the_evaluation_s_choice_on_validation(tmp_path):
+    import json
+    ev = tmp_path / "s" / "evaluation"
+    with pytest.raises(FileNotFoundError, match="run evaluate first"):
+        explore.best_model("s", results_dir=tmp_path)
+    ev.mkdir(parents=True)
+    # summary.csv's first row is not the decision: decisions.json is
+    pd.DataFrame({"model": ["tsn", "tsm"]}).to_csv(ev / "summary.csv", index=False)
+    (ev / "decisions.json").write_text(json.dumps({"best": "tsm"}))
+    assert explore.best_model("s", results_dir=tmp_path) == "tsm"

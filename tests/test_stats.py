@@ -13,10 +13,28 @@ def test_bootstrap_interval_covers_a_known_rate():
     covered = 0
     for trial in range(40):
         x = rng.random(200) < 0.7
-        lo, hi = stats.bootstrap_ci(x, n_boot=1000, seed=trial)
+        lo, hi = stats.bootstrap_ci(x, n_resamples=1000, seed=trial)
         covered += lo <= 0.7 <= hi
-        assert 0.04 < hi - lo < 0.18          # about 2 * 1.96 * sqrt(.7 * .3 / 200) = 0.127
+        assert 0.08 < hi - lo < 0.18          # about 2 * 1.96 * sqrt(.7 * .3 / 200) = 0.127
     assert covered >= 34                        # a 95% interval: about 38 of 40
+
+
+def test_bootstrap_over_seeds_widens_when_seeds_disagree():
+    rng = np.random.default_rng(0)
+    clips = rng.random(300)
+    agree = np.stack([clips < 0.7, clips < 0.7])
+    disagree = np.stack([clips < 0.5, clips < 0.9])     # same mean over seeds, 40 points apart
+    lo_a, hi_a = stats.bootstrap_ci(agree)
+    lo_d, hi_d = stats.bootstrap_ci(disagree)
+    assert hi_d - lo_d > 2 * (hi_a - lo_a)              # the seed spread is in the interval
+    assert stats.bootstrap_ci(np.ones(10)) == (1.0, 1.0)
+
+
+def test_wilson_interval_and_binomial_baseline_test():
+    lo, hi = stats.wilson_ci(70, 100)
+    assert (lo, hi) == pytest.approx((0.6041, 0.7811), abs=1e-4)
+    assert stats.beats_rate(9, 10, 0.5) == pytest.approx(11 / 1024)      # P(X >= 9 | 10, 1/2)
+    assert stats.beats_rate(5, 10, 0.5) > 0.5
 
 
 def test_mcnemar_on_a_hand_made_table():
@@ -27,6 +45,27 @@ def test_mcnemar_on_a_hand_made_table():
     assert (r["a_only"], r["b_only"]) == (10, 2)
     assert r["p_value"] == pytest.approx(2 * 79 / 4096)
     assert stats.mcnemar(a, a)["p_value"] == 1.0
+    t = stats.paired_test(a, b)
+    assert t["direction"] == "a" and t["diff"] == pytest.approx(8 / 20) and t["test"] == "exact McNemar"
+    assert stats.paired_test(b, a)["direction"] == "b"
+
+
+def test_cmh_combines_seeds_with_clips_as_strata():
+    a = np.array([1] * 10 + [0] * 2 + [1] * 5 + [0] * 3, bool)
+    b = np.array([0] * 10 + [1] * 2 + [1] * 5 + [0] * 3, bool)
+    # the same result in both seeds: a stratum [[2, 0], [0, 2]] has E = 1, var = 1/3 per discordant
+    # clip, so the corrected statistic is (|10 - 2| - 0.5)^2 / (12 / 3)
+    r = stats.cmh(np.stack([a, a]), np.stack([b, b]))
+    from scipy.stats import chi2
+    assert r["p_value"] == pytest.approx(chi2.sf(7.5 ** 2 / 4, 1))
+    # seed 0 favours A, seed 1 favours B by as much: no combined difference
+    opposite = stats.paired_test(np.stack([a, b]), np.stack([b, a]))
+    assert opposite["p_value"] > 0.5 and opposite["direction"] is None
+    assert opposite["per_seed_diff"] == pytest.approx([0.4, -0.4])
+
+
+def test_holm_on_a_hand_made_family():
+    assert list(stats.holm([0.01, 0.04, 0.03])) == pytest.approx([0.03, 0.06, 0.06])
 
 
 def test_latency_harness_excludes_warm_up():

@@ -224,9 +224,12 @@ def run(p: dict) -> dict:
     train.clear_checkpoints(out)
     cfg = build(p, data, out, class_names)
     train.start_run(out, cfg, p)
-    _, best, test_metrics, train_s = train.train_then_test(cfg, out, t0)
+    runner, best, test_metrics, train_s = train.train_then_test(cfg, out, t0)
+    # the selected checkpoint's validation scores, for selection (train.fit does the same)
+    val_metrics = train.score_val(runner, dict(cfg.val_evaluator, out_file=str(out / "val_results.pkl")))
     scores = train.save_scores(out, data, class_names, p["fold"])
-    return train.write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0,
+    train.save_scores(out, data, class_names, p["fold"], split="val")
+    return train.write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0, val=val_metrics,
                                data_dir=str(data), roi="labelled pet box at the key frame")
 
 

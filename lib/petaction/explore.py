@@ -83,11 +83,12 @@ def clip_figure(clip: pd.Series, n: int = 4):
 
 
 def best_model(study: str = "default", target: str = "action", results_dir=None) -> str:
-    """The evaluation's leader (first row of evaluation/summary.csv)."""
-    path = paths.target_dir(study, target, results_dir) / "evaluation" / "summary.csv"
+    """The evaluation's best model, chosen on validation (evaluation/decisions.json)."""
+    import json
+    path = paths.target_dir(study, target, results_dir) / "evaluation" / "decisions.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no evaluation at {path}: run evaluate first (or name a model)")
-    return str(pd.read_csv(path).iloc[0]["model"])
+        raise FileNotFoundError(f"no evaluation decisions at {path}: run evaluate first (or name a model)")
+    return str(json.loads(path.read_text())["best"])
 
 
 def predictions(study: str, model: str, seed: int = 0, target: str = "action", results_dir=None) -> pd.DataFrame:

@@ -74,20 +74,22 @@ def per_class(acc: pd.DataFrame, out: Path):
     return save(fig, out)
 
 
-def pareto(summary: pd.DataFrame, out: Path):
-    """Test top-1 against CPU latency (batch 1), the Pareto front joined by a line."""
+def pareto(summary: pd.DataFrame, out: Path, x: str = "cpu_latency_ms"):
+    """Test top-1 against latency at batch 1 (``x``: the end-to-end column when the pet
+    detector was measured), the Pareto front joined by a line."""
     from .cost import pareto_front
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    if "cpu_latency_ms" in summary and summary["cpu_latency_ms"].notna().any():
-        front = set(pareto_front(summary))
-        for row in summary.itertuples():
+    if x in summary and summary[x].notna().any():
+        front = set(pareto_front(summary, x=x))
+        for row in summary.dropna(subset=[x]).itertuples():
             on = row.model in front
-            ax.scatter(row.cpu_latency_ms, row.top1, color="#c44e52" if on else "#4c72b0", zorder=3)
-            ax.annotate(row.model, (row.cpu_latency_ms, row.top1), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        f = summary[summary["model"].isin(front)].sort_values("cpu_latency_ms")
-        ax.plot(f["cpu_latency_ms"], f["top1"], color="#c44e52", lw=1, label="Pareto front")
+            ax.scatter(getattr(row, x), row.top1, color="#c44e52" if on else "#4c72b0", zorder=3)
+            ax.annotate(row.model, (getattr(row, x), row.top1), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        f = summary[summary["model"].isin(front)].sort_values(x)
+        ax.plot(f[x], f["top1"], color="#c44e52", lw=1, label="Pareto front")
         ax.set_xscale("log")
         ax.legend(fontsize=7)
-    ax.set(xlabel="CPU latency per clip, batch 1 (ms, log scale)", ylabel="test top-1",
+    what = "end to end, pet detector included" if x.startswith("e2e") else "network only"
+    ax.set(xlabel=f"CPU latency per prediction, batch 1, {what} (ms, log scale)", ylabel="test top-1",
            title="Accuracy against latency")
     return save(fig, out)

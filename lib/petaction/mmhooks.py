@@ -8,7 +8,9 @@ from pathlib import Path
 from mmengine.hooks import Hook
 from mmaction.registry import HOOKS
 
-EPOCH_LOG_COLUMNS = ["epoch", "train_loss", "lr", "val_top1", "val_top5", "val_mean_class_acc",
+# val_top<k> holds mmaction2's acc/top<k> and nothing else: empty when that k was not computed
+# (mmconfig.topk caps k at the class count; a capped "top-5" would be a top-3 or a certainty)
+EPOCH_LOG_COLUMNS = ["epoch", "train_loss", "lr", "val_top1", "val_top3", "val_top5", "val_mean_class_acc",
                      "epoch_time_s", "val_time_s"]
 
 
@@ -51,11 +53,11 @@ class EpochCSVHook(Hook):
         if not getattr(self, "_row", None):   # a validation outside training (test) logs nothing
             return
         metrics = metrics or {}
-        top5 = metrics.get("acc/top5", metrics.get("acc/top3"))
         if not _is_main():
             self._row = None
             return
-        self._row.update(val_top1=metrics.get("acc/top1"), val_top5=top5,
+        self._row.update(val_top1=metrics.get("acc/top1"), val_top3=metrics.get("acc/top3"),
+                         val_top5=metrics.get("acc/top5"),
                          val_mean_class_acc=metrics.get("acc/mean1"), val_time_s=time.perf_counter() - self._tv)
         with open(self._path(runner), "a", newline="") as f:
             csv.DictWriter(f, EPOCH_LOG_COLUMNS).writerow(self._row)

@@ -18,12 +18,27 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--hide-scrollbars"]
 
 
+# Every table fits the page: fixed layout at the full width, cells wrapping (a long word breaks
+# rather than running past the edge), a smaller type; the report also splits a table wider
+# than report.MAX_COLUMNS. Without this, the printed PDF cut wide tables at the right margin.
+PAGE_CSS = """<style>
+.jp-RenderedHTMLCommon table, table { table-layout: fixed !important; width: 100% !important; max-width: 100%;
+  font-size: 9pt !important; }
+.jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon td, th, td { white-space: normal !important;
+  overflow-wrap: break-word; word-break: normal; padding: 0.25em 0.4em !important; text-align: left !important; }
+.jp-OutputArea-output, .jp-RenderedHTMLCommon { overflow: visible !important; max-width: 100%; }
+@media print { img { max-width: 100% !important; } }
+</style>
+"""
+
+
 def to_html(notebook: Path, html: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
     nb = nbformat.read(str(notebook), as_version=4)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
+    body = body.replace("</head>", PAGE_CSS + "</head>", 1)
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(body, encoding="utf-8")
     return html

@@ -51,27 +51,46 @@ def read_split(data: Path, split: str, fold: int = 0) -> list[tuple[str, int, in
     return rows
 
 
-def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0) -> dict:
-    """Per-clip test scores from mmengine's DumpResults pickle -> NPZ + CSV."""
-    with open(run / "test_results.pkl", "rb") as f:
+def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0, split: str = "test") -> dict:
+    """Per-clip scores of one split from mmengine's DumpResults pickle (<split>_results.pkl) ->
+    <split>_scores.npz + .csv: the test split's after testing, the validation split's of the
+    selected checkpoint (score_val), which the evaluation selects models by."""
+    with open(run / f"{split}_results.pkl", "rb") as f:
         results = pickle.load(f)
-    test = read_split(data, "test", fold)
-    if len(results) != len(test):
-        raise RuntimeError(f"{len(results)} test predictions for {len(test)} test clips")
+    clips = read_split(data, split, fold)
+    if len(results) != len(clips):
+        raise RuntimeError(f"{len(results)} {split} predictions for {len(clips)} {split} clips")
     scores = np.stack([np.asarray(r["pred_score"], dtype=np.float32) for r in results])
     labels = np.array([int(np.asarray(r["gt_label"]).reshape(-1)[0]) for r in results])
-    expected = np.array([t[2] for t in test])
+    expected = np.array([t[2] for t in clips])
     if not np.array_equal(labels, expected):
-        raise RuntimeError("test predictions are not in test.txt order")
-    ids = np.array([t[0] for t in test])
-    np.savez(run / "test_scores.npz", ids=ids, labels=labels, scores=scores, classes=np.array(class_names))
-    with open(run / "test_scores.csv", "w", newline="", encoding="utf-8") as f:
+        raise RuntimeError(f"{split} predictions are not in {split}.txt order")
+    ids = np.array([t[0] for t in clips])
+    np.savez(run / f"{split}_scores.npz", ids=ids, labels=labels, scores=scores, classes=np.array(class_names))
+    with open(run / f"{split}_scores.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "label", "pred", *class_names])
         for i, lab, s in zip(ids, labels, scores):
             w.writerow([i, class_names[lab], class_names[int(s.argmax())], *np.round(s, 6)])
-    (run / "test_results.pkl").unlink()
-    return {"n_test": len(ids), "top1": float((scores.argmax(1) == labels).mean())}
+    (run / f"{split}_results.pkl").unlink()
+    return {f"n_{split}": len(ids), "top1": float((scores.argmax(1) == labels).mean())}
+
+
+def score_val(runner, evaluator) -> dict:
+    """Run the validation split once through the loaded (selected) checkpoint with
+    ``evaluator`` (the run's val metric plus one that dumps per-clip results). A plain loop
+    rather than runner.val(): that would fire the training's hooks (best-checkpoint saving,
+    log.csv) for an evaluation that is not an epoch. Every process runs it (the evaluator
+    gathers the shards)."""
+    import torch
+    loader = runner.val_dataloader
+    ev = runner.build_evaluator(evaluator)
+    ev.dataset_meta = loader.dataset.metainfo
+    runner.model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            ev.process(data_samples=runner.model.val_step(batch), data_batch=batch)
+    return {k.replace("acc/", ""): float(v) for k, v in ev.evaluate(len(loader.dataset)).items()}
 
 
 def clear_checkpoints(run: Path) -> None:
@@ -180,17 +199,21 @@ def train_then_test(cfg, out: Path, t0: float, resume: bool = False):
 
 
 def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
-    """Train and test (train_then_test); the main process writes the scores and metrics.json."""
+    """Train and test (train_then_test), score the selected checkpoint on validation
+    (val_scores.npz, for selection); the main process writes the scores and metrics.json."""
     from mmengine.dist import get_world_size, is_main_process
 
-    _, best, test_metrics, train_s = train_then_test(cfg, out, t0, resume)
+    runner, best, test_metrics, train_s = train_then_test(cfg, out, t0, resume)
+    val_metrics = score_val(runner, [cfg.val_evaluator, dict(type="DumpResults",
+                                                             out_file_path=str(out / "val_results.pkl"))])
     if not is_main_process():
         return {}
     data = data_dir(p["study"], p["target"], p["results_dir"] or None)
     class_names = json.loads((data / "classes.json").read_text())["classes"]
     scores = save_scores(out, data, class_names, p["fold"])
+    save_scores(out, data, class_names, p["fold"], split="val")
     return write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0,
-                         processes=get_world_size(), resumed=resume)
+                         processes=get_world_size(), resumed=resume, val=val_metrics)
 
 
 BUDGET = "budget.json"   # what a training spent: optimizer steps and CPU seconds (write_budget)
