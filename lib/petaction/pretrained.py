@@ -160,7 +160,7 @@ def fetch(url: str, what: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise InitError(f"{what}: cannot download {url} ({type(e).__name__}: {e}). mmengine looks for it in its "
                         f"cache as {cached.name} in {cached.parent}: download it on a machine with network access "
-                        f"and put it there (or point TORCH_HOME at a folder whose checkpoints/ holds it), "
+                        f"and put it there (the folder is $TORCH_HOME/hub/checkpoints, ~/.cache/torch/hub/checkpoints by default), "
                         f"or train with init scratch") from None
     os.replace(tmp, cached)
     return cached
@@ -256,12 +256,18 @@ def match(model, state: dict, load_head: bool) -> dict:
             "head": head.rstrip("."), "head_loaded": load_head}
 
 
-def problems(m: dict) -> list[str]:
-    """What makes a checkpoint not fit: shape mismatches, and model tensors outside the head it
-    lacks (BatchNorm's num_batches_tracked counters aside, as mmengine ignores them)."""
+def problems(m: dict, own_keys) -> list[str]:
+    """What makes a checkpoint not fit: shape mismatches; model tensors outside the head that it
+    lacks (BatchNorm's num_batches_tracked counters aside, as mmengine ignores them); and its
+    tensors in a part the model has (a deeper backbone) that the model lacks. Parts the model
+    does not have at all (another head, a neck) are left out without complaint."""
+    head = m["head"] + "."
+    parts = {k.split(".")[0] for k in own_keys}
     out = [f"{k}: checkpoint {list(a)}, model {list(b)}" for k, a, b in m["mismatched"]]
     out += [f"{k}: not in the checkpoint" for k in m["missing"]
-            if not k.startswith(m["head"] + ".") and not k.endswith("num_batches_tracked")]
+            if not k.startswith(head) and not k.endswith("num_batches_tracked")]
+    out += [f"{k}: in the checkpoint, not in the model" for k in m["unexpected"]
+            if k.split(".")[0] in parts and not k.startswith(head) and k not in set(own_keys)]
     return out
 
 
@@ -277,7 +283,7 @@ def groups(m: dict, own_keys) -> dict:
 
 
 def check(model, m: dict, checkpoint: str) -> None:
-    bad = problems(m)
+    bad = problems(m, list(model.state_dict()))
     if bad or not m["loaded"]:
         listed = "; ".join(bad[:SHOWN]) + (f"; ... and {len(bad) - SHOWN} more" if len(bad) > SHOWN else "")
         raise InitError(f"checkpoint {checkpoint} does not match the {type(model).__name__} architecture "
