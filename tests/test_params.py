@@ -99,3 +99,18 @@ def test_repeated_yaml_key_is_an_error(tmp_path):
         P.load_yaml(f)
     f.write_text("per_profile:\n  quick: {epochs: 6, clip_len: 16}\n")
     assert P.load_yaml(f) == {"per_profile": {"quick": {"epochs": 6, "clip_len": 16}}}
+
+
+def test_finetune_sections_layer_like_every_setting():
+    """base.yaml's finetune, then the profile's (merged per kind), applied for the run's kind of
+    init over per_profile; from scratch nothing of it applies."""
+    base_ft = P.load_yaml(PARAMS / "base.yaml")["finetune"]
+    full_ft = P.load_yaml(PARAMS / "profiles" / "full.yaml")["finetune"]
+    scratch = P.resolve_train({"model": "tsn", "profile": "full"})
+    zoo = P.resolve_train({"model": "tsn@zoo", "profile": "full"})
+    merged = P.deep_merge(base_ft, full_ft)["zoo"]
+    assert zoo["finetune"]["zoo"] == merged
+    assert zoo["epochs"] == merged["epochs"] != scratch["epochs"]        # over tsn's per_profile.full epochs
+    assert zoo["lr"] == pytest.approx(scratch["lr"] * merged["lr_scale"])
+    tiny = P.resolve_train({"model": "tsn@action", "profile": "tiny"})   # tiny has no finetune section
+    assert tiny["finetune"] == base_ft and tiny["epochs"] == P.resolve_train({"model": "tsn", "profile": "tiny"})["epochs"]

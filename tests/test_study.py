@@ -158,3 +158,88 @@ def test_explore_notebook_browses_clips_and_mistakes(tiny_study, tmp_path):
     images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 2                                         # the clip with its labels, a gallery
     assert any("test clips right" in "".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+
+
+# ---- trainings that start from another run (init <target>[:<model>]) ----
+
+class FakeStep:
+    """A training step that records when it ran (train_all's scheduling only)."""
+
+    def __init__(self, name, done, after=None, fail=False, events=None):
+        self.name, self.done, self.after, self.fail, self.events = name, done, after, fail, events
+        self.out_nb = done.with_name("train.ipynb")
+
+    def fresh(self):
+        return False
+
+    def run(self, force, log, env=None):
+        import time
+        self.events.append(("start", self.name))
+        time.sleep(0.2)
+        self.events.append(("end", self.name))
+        return {"step": self.name, "status": "failed" if self.fail else "done", "error": "boom",
+                "notebook": str(self.out_nb)}
+
+
+def test_a_training_waits_for_the_run_it_starts_from(tmp_path):
+    """Listed first and on two slots, the emotion run starting from the action run starts only
+    after it ended; a failed source fails what starts from it; results keep the given order."""
+    events = []
+    src = tmp_path / "action" / "metrics.json"
+    steps = [FakeStep("emotion tsm@action", tmp_path / "emo" / "metrics.json", after=src, events=events),
+             FakeStep("action tsm", src, events=events),
+             FakeStep("action tsn", tmp_path / "tsn" / "metrics.json", events=events)]
+    cfg = {"gpus": [], "strategy": "parallel", "cpu_jobs": 2}
+    status = study.train_all(steps, [None] * 3, cfg, False, lambda *_: None)
+    assert [s["step"] for s in status] == ["emotion tsm@action", "action tsm", "action tsn"]
+    assert events.index(("end", "action tsm")) < events.index(("start", "emotion tsm@action"))
+    events.clear()
+    steps[1].fail = True
+    status = study.train_all(steps, [None] * 3, cfg, False, lambda *_: None)
+    assert status[0]["status"] == "failed" and "action tsm, which failed" in status[0]["error"]
+    assert ("start", "emotion tsm@action") not in events
+    loop = [FakeStep("a", tmp_path / "a" / "m.json", after=tmp_path / "b" / "m.json", events=events),
+            FakeStep("b", tmp_path / "b" / "m.json", after=tmp_path / "a" / "m.json", events=events)]
+    with pytest.raises(Exception, match="in a loop"):
+        study.train_all(loop, [None] * 2, cfg, False, lambda *_: None)
+
+
+def test_a_study_refuses_a_source_run_it_does_not_train(tmp_path):
+    from petaction import params as P
+    with pytest.raises(P.ParamError, match="add tsm to the action models"):
+        study.load_study(None, {"results_dir": str(tmp_path), "models": ["tsn"], "targets": ["action", "emotion"],
+                                "target_models": {"emotion": ["tsm@action"]}})
+    with pytest.raises(P.ParamError, match="unknown model 'nope@zoo'"):
+        study.load_study(None, {"results_dir": str(tmp_path), "models": ["nope@zoo"]})
+
+
+def test_emotion_from_the_action_runs_in_one_study(tmp_path):
+    """tsm and tsm@action on the emotion target, the action target listed last: the action run
+    trains first, tsm@action starts from it (init.json), both are rows of the emotion tables,
+    and the transfer comparison pairs them."""
+    from petaction import pretrained, transfer
+    cfg = study.load_study(None, {"study": "tinyxfer", "results_dir": str(tmp_path), "profile": "tiny",
+                                  "models": ["tsm"], "target_models": {"emotion": ["tsm", "tsm@action"]},
+                                  "targets": ["emotion", "action"], "prepare": TINY_PREPARE, "cpu_jobs": 2,
+                                  "evaluate": {"cost_repeats": 2}})
+    log = []
+    try:
+        status = study.run(cfg, log=log.append)
+        assert all(s["status"] == "done" for s in status), log
+        done = [l for l in log if l.startswith("[done] train")]
+        runs = [l for l in log if l.startswith("[run ] train")]
+        assert any("tsm seed 0 (action)" in l for l in done)
+        first_done = next(i for i, l in enumerate(log) if l.startswith("[done] train tsm seed 0 (action)"))
+        assert log.index(next(l for l in runs if "tsm@action" in l)) > first_done
+        run = tmp_path / "tinyxfer" / "emotion" / "models" / "tsm@action" / "seed0"
+        rec = pretrained.load_report(run)
+        assert rec["kind"] == "run" and rec["loaded"] > 0 and rec["head_reinitialised"]
+        assert rec["checkpoint"].startswith(str(tmp_path / "tinyxfer" / "models" / "tsm" / "seed0"))
+        emo = pd.read_csv(tmp_path / "tinyxfer" / "emotion" / "evaluation" / "summary.csv")
+        assert set(emo["model"]) == {"tsm", "tsm@action"}
+        params = {m: json.loads((run.parent.parent / m / "seed0" / "params.json").read_text()) for m in emo["model"]}
+        assert transfer.pairs(params) == [("tsm", "tsm@action")]
+        assert [s["status"] for s in study.run(cfg, log=lambda *_: None)] == ["skipped"] * len(status)
+    finally:
+        for suffix in ("html", "pdf"):
+            (paths.REPO / "report" / f"tinyxfer.{suffix}").unlink(missing_ok=True)

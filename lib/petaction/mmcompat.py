@@ -79,19 +79,46 @@ def load_checkpoint_file(filename, map_location):
     `getattr`) then fail to load, so resume and best-checkpoint testing break. Allowing
     `getattr` in the weights-only unpickler would let any file run code, so instead: a file
     whose hash this study recorded when it wrote it (mmhooks.TrustCheckpointsHook) loads
-    fully; any other file loads weights-only, refusing arbitrary pickles as torch does.
+    fully; any other file (a zoo download, a checkpoint given as init) loads weights-only,
+    refusing arbitrary pickles as torch does.
     """
-    import torch
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
         raise FileNotFoundError(f"{filename} can not be found.")
-    return torch.load(filename, map_location=map_location, weights_only=not is_trusted(filename))
+    return torch_load(filename, map_location, weights_only=not is_trusted(filename))
+
+
+def torch_load(filename: str, map_location, weights_only: bool):
+    """torch.load, and for a file refused weights-only one message saying why and what to do
+    (instead of the unpickler's traceback)."""
+    import pickle
+
+    import torch
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=weights_only)
+    except pickle.UnpicklingError as e:
+        if not weights_only:
+            raise
+        raise ValueError(f"{filename} is not a checkpoint this study wrote, so it loads weights-only, and it "
+                         f"holds more than tensors ({str(e).splitlines()[0]}). If you trust it, save its weights "
+                         "alone: torch.save(torch.load(f, weights_only=False)['state_dict'], 'weights.pth')") from None
+
+
+def load_url_weights_only(filename, map_location=None):
+    """mmengine's http(s) scheme, with the trust rule: the file goes to (or is found in) the
+    cache mmengine's own loader uses (<torch hub dir>/checkpoints/<file name>) and, being
+    downloaded, loads weights-only (mmengine's load_url would unpickle anything)."""
+    from .pretrained import fetch
+    return torch_load(str(fetch(filename, f"checkpoint {filename}")), map_location, weights_only=True)
 
 
 def register_checkpoint_loader() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes="", loader=load_checkpoint_file, force=True)
+    CheckpointLoader.register_scheme(prefixes=("http://", "https://"), loader=load_url_weights_only, force=True)
 
 
 register_checkpoint_loader()
-from . import mmhooks, mmmodels  # noqa: E402,F401  (registers our hook and backbone adapter)
+from . import mmhooks, mmmodels, pretrained  # noqa: E402,F401  (registers our hooks, backbone adapter, init)
+
+pretrained.register()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from . import paths
+from . import paths, pretrained
 from .params import deep_merge, strip_delete
 
 TSM_TYPES = {"ResNetTSM", "SmallInputResNetTSM", "MobileNetV2TSM", "TSMHead"}   # mmmodels registers SmallInput*
@@ -150,7 +150,7 @@ def build(p: dict, data_dir: Path, run_dir: Path, class_names: list[str], train_
     train_pipe, test_pipe = pipelines(p)
     acc = dict(type="AccMetric", metric_list=("top_k_accuracy", "mean_class_accuracy"),
                metric_options=dict(top_k_accuracy=dict(topk=topk(n))))
-    return Config(dict(
+    cfg = Config(dict(
         training(p, run_dir, class_names),
         model=model,
         train_dataloader=loader(p, data_dir, "train", train_pipe, True, class_names),
@@ -160,3 +160,4 @@ def build(p: dict, data_dir: Path, run_dir: Path, class_names: list[str], train_
         test_evaluator=[acc, dict(type="DumpResults", out_file_path=str(run_dir / "test_results.pkl"))],
         visualizer=dict(type="ActionVisualizer", vis_backends=[dict(type="LocalVisBackend")]),
     ))
+    return pretrained.apply(cfg, p, run_dir, class_names)   # init: the checkpoint checked, its loading hook

@@ -1,7 +1,9 @@
 """Parameter files under params/ and their layering for the notebooks.
 
 train:  base.yaml -> profiles/<profile>.yaml -> models/<model>.yaml (over its `_base_`) -> the model's
-        per_profile[<profile>] -> explicit overrides (papermill -p).
+        per_profile[<profile>] -> explicit overrides (papermill -p). A model named `<model>@<init>`
+        (tsm@zoo) is the model file with that init; when init loads weights, the lr is the
+        layered one times its `finetune` section's lr_scale (an explicit lr is kept as given).
 Papermill only warns about unknown parameters; these functions refuse them instead,
 naming the valid choices.
 """
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from . import pretrained
 from .paths import NOTEBOOKS, PARAMS
 
 
@@ -105,7 +108,11 @@ def resolve_train(overrides: dict) -> dict:
     """
     base = load_yaml(PARAMS / "base.yaml")
     check_keys(overrides, base, "train parameters")
-    model = overrides.get("model", base["model"])
+    label = overrides.get("model", base["model"])
+    try:   # `tsm@zoo`: model file tsm, init zoo, run folder models/tsm@zoo
+        model, label_init = pretrained.split_label(label)
+    except pretrained.InitError as e:
+        raise ParamError(str(e)) from None
     profile_name = overrides.get("profile", base["profile"])
     profile = layer_file("profiles", profile_name)
     model_file = layer_file("models", model)
@@ -115,13 +122,41 @@ def resolve_train(overrides: dict) -> dict:
     per_profile = files.get("per_profile", {}).get(profile_name, {})
     check_keys(per_profile, base, f"params/models/{model}.yaml per_profile.{profile_name}")
     resolved = deep_merge(files, per_profile)
-    for k, v in overrides.items():
-        if v is not None and v != files.get(k):
-            resolved[k] = copy.deepcopy(v)
-    resolved["model"], resolved["profile"] = model, profile_name
+    explicit = {k for k, v in overrides.items() if v is not None and v != files.get(k)}
+    if label_init is not None:
+        if "init" in explicit and overrides["init"] != label_init:
+            raise ParamError(f"model {label} names init {label_init!r} but init is {overrides['init']!r}: give one")
+        resolved["init"] = label_init
+    if "init" in explicit:
+        resolved["init"] = overrides["init"]
+    if "finetune" in explicit:
+        resolved["finetune"] = deep_merge(resolved["finetune"], overrides["finetune"])
+    resolved = deep_merge(resolved, finetune_layer(resolved, base))
+    for k in explicit - {"init", "finetune"}:
+        resolved[k] = copy.deepcopy(overrides[k])
+    resolved["model"], resolved["profile"] = label, profile_name
     validate_train(resolved)
+    scale = pretrained.finetune(resolved).get("lr_scale", 1.0)
+    if "lr" not in explicit and scale != 1.0:   # fine-tuning: the layered rate x lr_scale; an explicit lr is kept
+        resolved["lr"] = float(f"{resolved['lr'] * scale:.6g}")
     return resolved
 
+
+def finetune_layer(p: dict, base: dict) -> dict:
+    """The train parameters the `finetune` section of this run's kind of init sets (epochs,
+    warmup_epochs ...): a layer over per_profile, under explicit overrides."""
+    try:
+        pretrained.check_finetune(p["finetune"])
+        section = pretrained.finetune(p)
+    except pretrained.InitError as e:
+        raise ParamError(str(e)) from None
+    layer = {k: v for k, v in section.items() if k not in pretrained.FINETUNE_KEYS}
+    check_keys(layer, set(base) - NOT_FINETUNED, f"finetune.{pretrained.kind(p)}")
+    return layer
+
+
+NOT_FINETUNED = {"model", "profile", "study", "target", "seed", "fold", "results_dir", "init", "finetune",
+                 "per_profile", "zoo", "mm_base", "sampling"}
 
 CHOICES = {"target": ("action", "emotion"), "sampling": ("segments", "clip"),
            "optimizer": ("SGD", "AdamW"), "class_balance": ("none", "loss", "sampler")}
@@ -142,6 +177,15 @@ def validate_train(p: dict) -> None:
             raise ParamError(f"{key} must be a positive whole number (got {p[key]!r})")
     if not isinstance(p["fold"], int) or isinstance(p["fold"], bool) or p["fold"] < 0:
         raise ParamError(f"fold must be 0 (the prepared split) or a fold number 1..k (got {p['fold']!r})")
+    try:
+        init = pretrained.parse(p["init"])
+    except pretrained.InitError as e:
+        raise ParamError(str(e)) from None
+    if init.kind != pretrained.SCRATCH and (p.get("model_cfg") or {}).get("type") == "FastRCNN":
+        raise ParamError(f"init {p['init']!r}: fast_rcnn trains from scratch only (detection.build does not apply an init)")
+    if init.kind == "checkpoint" and not pretrained.URL.match(init.value) and not Path(init.value).expanduser().is_file():
+        raise ParamError(f"init {init.value!r}: no such checkpoint file; init is scratch, zoo, a checkpoint path or "
+                         f"URL, or <target>[:<model>] with target one of {list(CHOICES['target'])}")
 
 
 # ---- notebooks ----

@@ -18,11 +18,12 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
 from . import params as P
-from . import paths, schedule
+from . import paths, pretrained, schedule
 from .provenance import files_digest
 
 STUDY_DEFAULTS = dict(
@@ -55,8 +56,7 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
     cfg = {**STUDY_DEFAULTS, **cfg}
     for where, models in (("models", cfg["models"]), *((f"target_models.{t}", m) for t, m in cfg["target_models"].items())):
         for m in models:
-            if m not in P.names("models"):
-                raise P.ParamError(f"unknown model {m!r} in {where}; valid: {', '.join(P.names('models'))}")
+            check_model_name(m, where)
     if cfg["profile"] not in P.names("profiles"):
         raise P.ParamError(f"unknown profile {cfg['profile']!r}; valid: {', '.join(P.names('profiles'))}")
     P.check_keys(cfg["prepare"], P.notebook_parameters("prepare"), "study prepare section")
@@ -75,7 +75,41 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
     bad = (set(cfg["targets"]) | set(cfg["target_models"])) - {"action", "emotion"}
     if bad:
         raise P.ParamError(f"unknown target(s) {sorted(bad)}; valid: action, emotion")
+    check_sources(cfg)
     return cfg
+
+
+def check_model_name(m: str, where: str) -> None:
+    """A study's model: a params/models file, or <file>@<init> (tsm@zoo, tsm@action: its own row)."""
+    try:
+        file, _ = pretrained.split_label(m)
+    except pretrained.InitError as e:
+        raise P.ParamError(f"{where}: {e}") from None
+    if file not in P.names("models"):
+        raise P.ParamError(f"unknown model {m!r} in {where}; valid: {', '.join(P.names('models'))} "
+                           "(each optionally @<init>: tsm@zoo, tsm@action)")
+
+
+def check_sources(cfg: dict) -> None:
+    """Every run a training starts from (init <target>[:<model>]) is one this study trains, or
+    one that has finished already: otherwise the study could not order it first."""
+    trains = {(t, m) for t in cfg["targets"] for m in models_for(cfg, t)}
+    for target in cfg["targets"]:
+        for model in models_for(cfg, target):
+            for seed, fold in ((s, f) for s in cfg["seeds"] for f in folds(cfg)):
+                try:
+                    p = P.resolve_train(step_params(cfg, target, model, seed, fold))
+                except P.ParamError:
+                    continue   # the training itself will fail with this message
+                run = pretrained.source_run(p)
+                if run is None or (pretrained.parse(p["init"]).target, run.parent.name) in trains:
+                    continue
+                if not (run / "metrics.json").is_file():
+                    src_target = pretrained.parse(p["init"]).target
+                    raise P.ParamError(f"{target} model {model} starts from the {src_target} run of {run.parent.name} "
+                                       f"(init {p['init']}), which this study does not train and which has not "
+                                       f"finished: add {run.parent.name} to the {src_target} models"
+                                       + ("" if src_target in cfg["targets"] else f" and {src_target} to targets"))
 
 
 def digest(obj) -> str:
@@ -115,11 +149,18 @@ def EnvKernelManager(kernel_name: str, extra_env: dict):
 class Step:
     """One papermill run with its stamp (parameters + inputs) for skipping."""
 
-    def __init__(self, name: str, notebook: str, out_nb: Path, parameters: dict, inputs: str, done: Path):
+    def __init__(self, name: str, notebook: str, out_nb: Path, parameters: dict, inputs: str, done: Path,
+                 after: Path | None = None):
         self.name, self.notebook, self.out_nb = name, notebook, out_nb
-        self.parameters, self.done = parameters, done
-        self.stamp = {"parameters": parameters, "inputs": inputs}
+        self.parameters, self.done, self.inputs, self.after = parameters, done, inputs, after
         self.stamp_file = out_nb.with_suffix(".stamp.json")
+
+    @property
+    def stamp(self) -> dict:
+        """Parameters and inputs; for a training that starts from another run (`after`: that
+        run's metrics.json, read when asked), that run too: re-training it re-runs this one."""
+        inputs = self.inputs + (files_digest([self.after]) if self.after else "")
+        return {"parameters": self.parameters, "inputs": inputs}
 
     def fresh(self) -> bool:
         return (self.done.exists() and self.stamp_file.is_file()
@@ -184,6 +225,12 @@ def folds(cfg: dict) -> list[int]:
     return list(range(1, cfg["folds"] + 1)) if cfg["folds"] else [0]
 
 
+def step_params(cfg: dict, target: str, model: str, seed: int, fold: int) -> dict:
+    """The train notebook's parameters for one training of the study."""
+    return {**common_params(cfg, target), "model": model, "seed": seed, "profile": cfg["profile"],
+            **({"fold": fold} if fold else {}), **cfg["train"], **cfg["target_train"].get(target, {})}
+
+
 def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
     """The target's training steps (model x seed), their resolved settings (None: cannot
     resolve, the notebook will say why) and the files evaluate reads from them."""
@@ -193,8 +240,7 @@ def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
     steps, resolved, trained = [], [], []
     for model, seed, fold in ((m, s, f) for m in models_for(cfg, target) for s in cfg["seeds"] for f in folds(cfg)):
         run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None, fold)
-        nb_params = {**common_params(cfg, target), "model": model, "seed": seed, "profile": cfg["profile"],
-                     **({"fold": fold} if fold else {}), **ddp, **cfg["train"], **cfg["target_train"].get(target, {})}
+        nb_params = {**step_params(cfg, target, model, seed, fold), **ddp}
         # the stamp holds the settings as resolved from params/ files, so an edited
         # profile or model file re-runs the training that depends on it
         try:
@@ -204,8 +250,10 @@ def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
             resolved.append(None)
             key = f"unresolvable: {e}"   # the notebook will fail with this message
         name = f"train {model} seed {seed}" + (f" fold {fold}" if fold else "") + f" ({target})"
+        source = pretrained.source_run(resolved[-1]) if resolved[-1] else None
         steps.append(Step(name, "train", run_dir / "train.ipynb", nb_params,
-                          data_inputs(cfg, target, fold) + key, run_dir / "metrics.json"))
+                          data_inputs(cfg, target, fold) + key, run_dir / "metrics.json",
+                          after=source / "metrics.json" if source else None))
         trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
     return steps, resolved, trained
 
@@ -251,25 +299,48 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
     """Run the training steps on the study's slots (schedule.run): longest first when several
     slots share them, each pinned to its GPUs or its share of the CPU cores. A finished model
     (fresh stamp) is skipped; a killed one resumes from its last checkpoint (train.resume_or_clear)."""
+    steps, resolved, back = dependency_order(steps, resolved)
+    after = dependencies(steps)
     gpus = schedule.resolve_gpus(cfg["gpus"])
     slot_list = schedule.slots(gpus, cfg["strategy"], schedule.resolve_cpu_jobs(cfg["cpu_jobs"]))
     costs = [1.0] * len(steps)
     todo = [i for i, st in enumerate(steps) if force or not st.fresh()]
+    for i, j in after.items():   # in dependency order: a re-trained source re-trains what starts from it
+        if j in todo and i not in todo:
+            todo = sorted([*todo, i])
     where = f"{len(slot_list)} GPUs" if gpus else f"{len(slot_list)} CPU slots of {schedule.cpu_threads(len(slot_list))} thread(s)"
     if len(slot_list) > 1 and len(todo) > 1:
-        costs = estimates([resolved[i] if i in todo else None for i in range(len(steps))])
+        costs = after_sources(estimates([resolved[i] if i in todo else None for i in range(len(steps))]), after)
         pl = schedule.plan([costs[i] for i in todo], len(slot_list))
         log(f"[plan] {len(todo)} trainings on {where}, longest first (GFLOPs x epochs): "
             f"predicted makespan {100 * pl['over_per_slot']:.1f}% over total work / {len(slot_list)}")
 
     visible = schedule.visible_gpus() if any(slot_list) else []
 
+    finished = [threading.Event() for _ in steps]
+    outcome = [None] * len(steps)
+
     def start(i: int, slot: list) -> dict:
-        if slot and i in todo:
-            log(f"[gpu ] {steps[i].name} on GPU {','.join(slot)}")
-        return steps[i].run(force, log, env=schedule.env(slot, visible, len(slot_list)))
+        try:
+            j = after.get(i)
+            if j is not None:   # queued after its source (after_sources): this waits only while it runs
+                finished[j].wait()
+                if outcome[j]["status"] == "failed":
+                    outcome[i] = {"step": steps[i].name, "status": "failed", "notebook": str(steps[i].out_nb),
+                                  "error": f"it starts from {steps[j].name}, which failed"}
+                    log(f"[FAIL] {steps[i].name}: {outcome[i]['error']}")
+                    return outcome[i]
+            if slot and i in todo:
+                log(f"[gpu ] {steps[i].name} on GPU {','.join(slot)}")
+            outcome[i] = steps[i].run(force, log, env=schedule.env(slot, visible, len(slot_list)))
+            return outcome[i]
+        finally:
+            outcome[i] = outcome[i] or {"status": "failed"}
+            finished[i].set()
 
     results, _ = schedule.run(costs, slot_list, start, log)
+    results = [results[i] for i in back]
+    steps = [steps[i] for i in back]
     status = []
     for st, s in zip(steps, results):
         if isinstance(s, Exception):
@@ -281,6 +352,45 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
             (run_dir / "error.json").write_text(json.dumps({"error": s["error"], "notebook": s["notebook"]}))
         status.append(s)
     return status
+
+
+def dependency_order(steps: list, resolved: list) -> tuple[list, list, list]:
+    """The steps with every training after the run it starts from (stable otherwise), the
+    resolved settings alike, and for each original position its new one (to restore order)."""
+    done_files = {st.done: i for i, st in enumerate(steps)}
+    order, placed = [], set()
+
+    def place(i: int, chain: tuple = ()) -> None:
+        if i in placed:
+            return
+        if i in chain:
+            raise P.ParamError("trainings start from each other in a loop: "
+                               + " -> ".join(steps[k].name for k in (*chain, i)))
+        j = done_files.get(steps[i].after)
+        if j is not None:
+            place(j, (*chain, i))
+        placed.add(i)
+        order.append(i)
+
+    for i in range(len(steps)):
+        place(i)
+    position = {i: n for n, i in enumerate(order)}
+    return [steps[i] for i in order], [resolved[i] for i in order], [position[i] for i in range(len(steps))]
+
+
+def dependencies(steps: list) -> dict[int, int]:
+    """{step: the step whose run it starts from} among these steps."""
+    done_files = {st.done: i for i, st in enumerate(steps)}
+    return {i: done_files[st.after] for i, st in enumerate(steps) if st.after in done_files}
+
+
+def after_sources(costs: list[float], after: dict[int, int]) -> list[float]:
+    """Costs no higher than the source's, so that the longest-first queue (a stable sort, the
+    steps in dependency order) hands out every source before what starts from it."""
+    costs = list(costs)
+    for i in sorted(after):   # sources come first in dependency order
+        costs[i] = min(costs[i], costs[after[i]])
+    return costs
 
 
 def estimates(resolved: list) -> list[float]:
