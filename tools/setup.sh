@@ -22,12 +22,16 @@ fi
 "${PIP[@]}" --no-deps --no-build-isolation -e .
 .venv/bin/python -m ipykernel install --sys-prefix --name petaction --display-name petaction >/dev/null
 
-if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+# Debian's chromium prints the PDF report; poppler-utils' pdftotext lets the tests read it back.
+need=()
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
+command -v pdftotext >/dev/null || need+=(poppler-utils)
+if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing Debian's chromium (prints the PDF report)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "setup: installing Debian's ${need[*]} (the PDF report and its test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "setup: WARNING no Chromium and no root apt-get: the PDF report needs chromium (or PETACTION_CHROMIUM)" >&2
+    echo "setup: WARNING no root apt-get for ${need[*]}: the PDF report needs chromium (or PETACTION_CHROMIUM)" >&2
   fi
 fi
 touch .venv/.setup-stamp
