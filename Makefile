@@ -5,7 +5,7 @@ PY := .venv/bin/python
 STAMP := .venv/.setup-stamp
 STUDY ?= params/study.yaml
 
-.PHONY: setup study test lab bench clean-results
+.PHONY: setup study test docs lab bench clean-results
 
 $(STAMP): requirements.txt pyproject.toml tools/setup.sh
 	bash tools/setup.sh
@@ -17,6 +17,9 @@ study: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+docs: $(STAMP)
+	$(PY) tools/docs.py
 
 lab: $(STAMP)
 	.venv/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)

@@ -20,15 +20,13 @@ import numpy as np
 import pandas as pd
 
 from petaction import params as P
-from petaction import prepare, provenance, train
+from petaction import prepare, provenance, stats, train
 
 TINY_PREPARE = {"synth_scale": 0.4, "synth_frames": 10, "short_side": 32, "workers": 1}   # = tests/conftest.py
 
 
-def bootstrap_ci(correct: np.ndarray, n: int = 2000, seed: int = 0) -> list[float]:
-    rng = np.random.default_rng(seed)
-    means = correct[rng.integers(0, len(correct), (n, len(correct)))].mean(1)
-    return [round(float(np.percentile(means, 2.5)), 3), round(float(np.percentile(means, 97.5)), 3)]
+def bootstrap_ci(correct: np.ndarray) -> list[float]:
+    return [round(x, 3) for x in stats.bootstrap_ci(correct)]
 
 
 def main(argv=None) -> dict:

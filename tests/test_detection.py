@@ -43,13 +43,18 @@ def test_key_frame_box_is_the_middle_sampled_frame_and_moves_with_resize():
 
 
 def test_clip_box_metric_top1_and_box_map():
-    from petaction.detection import ClipBoxMetric, average_precision
+    from petaction.detection import ClipBoxMetric
     m = ClipBoxMetric(topk=(1, 2))
     s = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]], np.float32)
     out = m.compute_metrics([{"pred_score": x, "gt_label": y} for x, y in zip(s, [0, 1, 2])])
     assert out["top1"] == pytest.approx(2 / 3) and out["top2"] == 1.0
-    assert average_precision(np.array([0.9, 0.8, 0.1]), np.array([False, True, True])) == pytest.approx((1 / 2 + 2 / 3) / 2)
     assert out["box_map"] == pytest.approx(1.0)            # each class's own clip ranks first in its column
+    assert out["mean1"] == pytest.approx(2 / 3)
+    # class 1's clip ranks second in its column: AP (1/2), the mean over the three classes drops
+    s2 = s.copy()
+    s2[1, 1], s2[0, 1] = 0.2, 0.3
+    out2 = m.compute_metrics([{"pred_score": x, "gt_label": y} for x, y in zip(s2, [0, 1, 2])])
+    assert out2["box_map"] == pytest.approx((1 + 1 / 2 + 1) / 3)
 
 
 @pytest.mark.slow
@@ -62,15 +67,17 @@ def test_fast_rcnn_one_iteration_and_a_test_pass(tiny_data, tmp_path):
     cfg = detection.build(p, data, tmp_path, classes)
     runner = one_iteration(cfg)
     metrics = runner.test()
-    assert 0 <= metrics["acc/top1"] <= 1 and 0 <= metrics["acc/box_map"] <= 1
+    assert {"acc/top1", "acc/box_map"} <= set(metrics)
     from petaction.train import save_scores
     scores = save_scores(tmp_path, data, classes)          # the clip-level table's input, as for every model
+    assert scores["top1"] == pytest.approx(metrics["acc/top1"])   # the saved scores are what was tested
     z = np.load(tmp_path / "test_scores.npz")
     assert z["scores"].shape == (scores["n_test"], len(classes))
     assert np.allclose(z["scores"].sum(1), 1, atol=1e-4)  # softmax over our classes, one box per clip
-    model = detection.RoIForward(runner.model.eval())           # what cost.py times
-    out = model(detection.clip_input(p, (32, 43), batch=2))
-    assert len(out) == 2 and out[0].pred_instances.scores.shape == (1, len(classes))
+    from petaction import forward
+    net = forward.build(runner.model.eval())            # what cost.py times
+    out = net(*forward.example_inputs(p, batch=2, frame_shape=(32, 43)))
+    assert out.shape == (2, len(classes))
 
 
 def test_detector_frame_picks_and_coco_boxes(tiny_data):
@@ -99,7 +106,7 @@ def test_detector_one_iteration_box_ap_and_latency(tiny_data, tmp_path):
     cfg = detector.build(s, data, tmp_path)
     runner = one_iteration(cfg)
     metrics = runner.test()
-    assert -1 <= metrics["coco/bbox_mAP"] <= 1          # pycocotools gives -1 when nothing is detected
+    assert {"coco/bbox_mAP", "coco/bbox_mAP_50", "coco/bbox_mAP_75"} <= set(metrics)   # COCO box AP on test
     lat = detector.latency(runner.model, runner.test_dataloader.dataset)
     assert lat["cpu_latency_ms"] > 0 and lat["cpu_latency_p90_ms"] >= lat["cpu_latency_ms"]
 

@@ -418,7 +418,7 @@ def run(cfg: dict, force: bool = False, log=print) -> list[dict]:
         study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
         rep = Step("report", "report", study_root / "report" / "report.ipynb",
                    dict(study=cfg["study"], results_dir=cfg["results_dir"], targets=cfg["targets"]),
-                   files_digest([p.parent / f for p in evaluated for f in ("summary.csv", "runs.csv", "failed.csv")])
+                   files_digest([p.parent / f for p in evaluated for f in ("summary.csv", "runs.csv", "failed.csv", "decisions.json", "claims.csv")])
                    + code_digest(),
                    paths.REPO / "report" / f"{cfg['study']}.pdf")
         st = rep.run(force, log)
