@@ -76,6 +76,33 @@ def play(run: Path, path: Path, out: Path, localiser, online=None, backend="torc
                        annotate=False, log=lambda *_: None, online=online)
 
 
+def tracker_cost(path: Path, fps: float, localiser, frames: int = 15) -> dict:
+    """Would an OpenCV tracker between detections pay for itself? Holding the box costs
+    nothing; tracking it costs an update per frame, so with a detector every k frames it is
+    cheaper than detecting every frame only when an update costs less than a detection.
+    Times OpenCV's MIL tracker (no model files) and the localiser on the same model frames."""
+    import time
+    import cv2
+    imgs = [f for f, take in video.resample(video.open_source(path).frames, fps) if take][:frames]
+    h, w = imgs[0].image.shape[:2]
+    tracker = cv2.TrackerMIL_create()
+    tracker.init(imgs[0].image, (w // 4, h // 4, w // 2, h // 2))
+    upd = []
+    for f in imgs[1:]:
+        t = time.perf_counter()
+        tracker.update(f.image)
+        upd.append(1000 * (time.perf_counter() - t))
+    loc = []
+    for f in imgs[1:]:
+        t = time.perf_counter()
+        localiser(f)
+        loc.append(1000 * (time.perf_counter() - t))
+    mil, det = float(np.median(upd)), float(np.median(loc))
+    return {"tracker": "cv2.TrackerMIL", "update_ms_median": round(mil, 2),
+            "localiser": getattr(localiser, "name", type(localiser).__name__), "localiser_ms_median": round(det, 3),
+            "tracking_pays": mil < det, "frames": len(upd)}
+
+
 def median_play(results: list[dict]) -> dict:
     """The play with the median predictions per second (its rows and stats together)."""
     order = sorted(results, key=lambda r: r["stream"]["predictions_per_s"])
@@ -199,6 +226,7 @@ def main(argv=None) -> dict:
                     (f"online_causal_gap{spacing}", infer.Online("causal", spacing, a.detect_every))]
         if spacing == 1:
             variants = [variants[0], ("online_causal_gap1", infer.Online("causal", 1, a.detect_every))]
+        tracking = tracker_cost(path, probe.fps, loc)
         plays = {"windowed": [play(run, path, tmp / f"w{i}", loc, None, a.backend, a.stride) for i in range(a.plays)]}
         for name, opt in variants:
             plays[name] = [play(run, path, tmp / f"{name}{i}", loc, opt, a.backend) for i in range(a.plays)]
@@ -219,7 +247,7 @@ def main(argv=None) -> dict:
               "loadavg_1min_before_after": [load_before[0], load_after[0]],
               "localiser": best["windowed"]["localiser"], "detect_every": a.detect_every,
               "model_fps": probe.fps, "window_frames": probe.window, "window_test_spacing": spacing,
-              "variants": table}
+              "tracker_check": tracking, "variants": table}
     first = variants[0][0]
     if a.target:
         result["verdict"] = {"variant": first, **verdict(table[first], a.target)}
@@ -231,6 +259,8 @@ def main(argv=None) -> dict:
               + (f", delay {s['delay_s']:.2f} s" if "delay_s" in s else "")
               + (f", top-1 agreement {ag['top1_agreement']:.2f} on {ag['windows_compared']} windows" if ag.get("windows_compared") else "")
               + "; shares " + ", ".join(f"{n} {v:.0%}" for n, v in s["stage_share"].items() if v is not None))
+    print(f"tracker: MIL update {tracking['update_ms_median']:.1f} ms vs localiser {tracking['localiser_ms_median']:.2f} ms "
+          f"a frame: tracking {'pays' if tracking['tracking_pays'] else 'does not pay'} (the box is held)")
     if "verdict" in result:
         print(f"verdict: {result['verdict']}")
     return result

@@ -288,11 +288,12 @@ class Window:
 
 def stream(source: video.Source, rec: Recogniser, stride_s: float = 1.0, localiser=None,
            on_frame: Callable | None = None, max_seconds: float | None = None,
-           stages: Stages | None = None) -> Iterator[Window]:
+           stages: Stages | None = None, decode_all: bool = True) -> Iterator[Window]:
     """Windows as the frames arrive. Only one window of prepared model frames is held.
 
     ``on_frame(frame, box)`` sees every source frame (the annotated copy is written from it);
-    ``stages`` sums the time of each stage."""
+    ``stages`` sums the time of each stage; ``decode_all`` False: only the frames the model
+    sees are decoded (the others reach ``on_frame`` with image None)."""
     localiser, stages = localiser or WholeFrame(), stages if stages is not None else Stages()
     stride = max(1, round(stride_s * rec.fps))
     buf: deque = deque(maxlen=rec.window)       # (model frame number, t, prepared image, box)
@@ -308,7 +309,7 @@ def stream(source: video.Source, rec: Recogniser, stride_s: float = 1.0, localis
         return w
 
     box = None
-    for frame, take in video.resample(stages.frames(source.frames), rec.fps):
+    for frame, take in video.resample(stages.frames(source.frames), rec.fps, None if decode_all else source):
         arrived = time.perf_counter()
         if max_seconds is not None and frame.t > max_seconds:
             break
@@ -399,7 +400,7 @@ class OnlineRecogniser:
 
 def stream_online(source: video.Source, orec: OnlineRecogniser, localiser=None, detect_every: int = 1,
                   on_frame: Callable | None = None, max_seconds: float | None = None,
-                  stages: Stages | None = None) -> Iterator[Window]:
+                  stages: Stages | None = None, decode_all: bool = True) -> Iterator[Window]:
     """One prediction per model frame, as the frames arrive: the prediction about model frame
     tau (its scores: the consensus of frames tau-(segments-1)*gap .. tau) comes out when
     frame tau + delay has been pushed (exact mode; causal: delay 0); the stream's end is
@@ -420,7 +421,7 @@ def stream_online(source: video.Source, orec: OnlineRecogniser, localiser=None, 
                    scores, seen[tau - base][2], tau < reach, 1000.0 * (time.perf_counter() - arrived))
         return w
 
-    for frame, take in video.resample(stages.frames(source.frames), orec.fps):
+    for frame, take in video.resample(stages.frames(source.frames), orec.fps, None if decode_all else source):
         arrived = time.perf_counter()
         if max_seconds is not None and frame.t > max_seconds:
             break
@@ -623,15 +624,17 @@ def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds,
     size, stages = {}, Stages()
 
     def on_frame(frame, box):
-        size.setdefault("wh", frame.image.shape[1::-1])
+        if frame.image is not None:      # without an annotated copy only the model's frames are decoded
+            size.setdefault("wh", frame.image.shape[1::-1])
         size["t"] = frame.t
         if ann is not None:
             ann.frame(frame, box)
 
     if online is None:
-        windows_it = stream(source, rec, stride_s, localiser, on_frame, max_seconds, stages)
+        windows_it = stream(source, rec, stride_s, localiser, on_frame, max_seconds, stages, annotate)
     else:
-        windows_it = stream_online(source, rec, localiser, online.detect_every, on_frame, max_seconds, stages)
+        windows_it = stream_online(source, rec, localiser, online.detect_every, on_frame, max_seconds, stages,
+                                   annotate)
     windows = []
     t0 = time.perf_counter()
     try:

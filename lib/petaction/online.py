@@ -300,7 +300,8 @@ class Stepper:
             scores, self.states = out[0][0].numpy(), list(out[1:])
         else:
             values = dict(zip(input_names(len(self.states)),
-                              [np.asarray(frame, np.float32), np.float32(self.t), np.float32(last), *self.states]))
+                              [np.asarray(frame, np.float32), np.array(self.t, np.float32), np.array(last, np.float32),
+                               *self.states]))
             # by name: the exporter drops an input the graph does not read (``last`` in causal mode)
             out = self.sess.run(None, {i.name: values[i.name] for i in self.sess.get_inputs()})
             scores, self.states = out[0][0], out[1:]
