@@ -675,7 +675,8 @@ def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds,
         net = rec.net
         result["online"] = {"shift": net.mode, "gap": net.gap, "num_segments": net.num_segments,
                             "shifted_blocks": len(net.blocks), "delay_frames": net.delay,
-                            "delay_s": round(net.delay / rec.fps, 3), "detect_every": online.detect_every}
+                            "delay_s": round(net.delay / rec.fps, 3), "detect_every": online.detect_every,
+                            "steps": rec.stepper.t}      # frames pushed + the flush's steps (delay)
     result.update(stream=stats, windows=rows)
     (tmp / "timeline.json").write_text(json.dumps(result, indent=1))
     write_csv(rows, tmp / "timeline.csv", k)

@@ -20,8 +20,9 @@ Why the exact mode is delayed
 
 ``mode="exact"`` (default): each shifted block works one step behind the block before it.
     When block l receives frame tau+g's input it computes frame tau, whose past (tau-g) and
-    future (tau+g) inputs it now holds (a ring of its last 2g inputs). So the network's output
-    at step t is frame t - D's, D = g x (shifted blocks), and it equals what the offline
+    future (tau+g) inputs it now holds (rings of its last g inputs and of the g past folds
+    before them). So the network's output at step t is frame t - D's, D = g x (shifted
+    blocks), and it equals what the offline
     model computes for that frame over the whole stream taken as one clip: zeros before the
     first frame (the offline start padding), and after the last frame once :meth:`flush`
     runs (the offline end padding). In particular, a stream of ``num_segments`` frames plus
@@ -89,38 +90,42 @@ class OnlineShiftBlock(nn.Module):
     """A shifted residual block (ResNet's BasicBlock/Bottleneck, MobileNetV2's
     InvertedResidual) run one frame per call, with the cache of its inputs.
 
-    exact: ``state`` holds the block's inputs of frames tau-g .. tau+g-1; the call with frame
-    tau+g's input returns frame tau's output, the block's identity path included. causal:
-    ``state`` holds the past folds of frames tau-g .. tau-1; the call returns frame tau's output.
-    The new cache is left in ``new_state``; :class:`OnlineTSM` passes caches in and out."""
+    exact: ``state`` is (the past folds of frames tau-g .. tau-1, the block's whole inputs of
+    frames tau .. tau+g-1); the call with frame tau+g's input returns frame tau's output, the
+    block's identity path included. causal: ``state`` is (the past folds of frames tau-g ..
+    tau-1,); the call returns frame tau's output. The new caches are left in ``new_state``;
+    :class:`OnlineTSM` passes caches in and out."""
 
     def __init__(self, block: nn.Module, shift: OnlineTemporalShift, gap: int, mode: str, delay: int):
         super().__init__()
         self.block, self.gap, self.mode, self.delay = block, gap, mode, delay
         self._shift = [shift]            # a list: not a second registration of the block's submodule
         self.state = self.new_state = self.t = self.last = None
+        self.n_states = 2 if mode == "exact" else 1
 
-    def empty_state(self, x: torch.Tensor) -> torch.Tensor:
+    def empty_state(self, x: torch.Tensor) -> tuple:
         fold = x.shape[1] // self._shift[0].shift_div
-        if self.mode == "exact":
-            return x.new_zeros((2 * self.gap, *x.shape[1:]))
-        return x.new_zeros((self.gap, fold, *x.shape[2:]))
+        past = x.new_zeros((self.gap, fold, *x.shape[2:]))
+        return (past, x.new_zeros((self.gap, *x.shape[1:]))) if self.mode == "exact" else (past,)
 
     def forward(self, x):
         shift, g = self._shift[0], self.gap
         fold = x.shape[1] // shift.shift_div
         if self.state is None:           # probing the shapes (OnlineTSM.empty_states)
             self.state = self.empty_state(x)
+        past = self.state[0]
         if self.mode == "causal":
-            shift.past, shift.future = self.state[:1], torch.zeros_like(x[:, :fold])
-            self.new_state = torch.cat((self.state[1:], x[:, fold:2 * fold]), 0)
+            shift.past, shift.future = past[:1], torch.zeros_like(x[:, :fold])
+            self.new_state = (torch.cat((past[1:], x[:, fold:2 * fold]), 0),)
             return self.block(x)
+        recent = self.state[1]
         tau = self.t - self.delay        # the frame this block works on at this step
         # zero padding: no frame before the stream's first, none after its last
-        shift.past = self.state[:1, fold:2 * fold] * (tau - g >= 0).to(x.dtype)
+        shift.past = past[:1] * (tau - g >= 0).to(x.dtype)
         shift.future = x[:, :fold] * (tau + g <= self.last).to(x.dtype)
-        self.new_state = torch.cat((self.state[1:], x), 0)
-        return self.block(self.state[g:g + 1])
+        current = recent[:1]
+        self.new_state = (torch.cat((past[1:], current[:, fold:2 * fold]), 0), torch.cat((recent[1:], x), 0))
+        return self.block(current)
 
 
 def shifted_blocks(backbone: nn.Module) -> list[tuple[nn.Module, str, nn.Module, TemporalShift]]:
@@ -214,8 +219,10 @@ class OnlineTSM(nn.Module):
         x = frame.float()
         if self.normalise:
             x = (x - self.model.data_preprocessor.mean) / self.model.data_preprocessor.std
-        for b, s in zip(self.blocks, states):
-            b.state, b.t, b.last = s, t, last
+        i = 0
+        for b in self.blocks:
+            b.state, b.t, b.last = states[i:i + b.n_states], t, last
+            i += b.n_states
         ring = torch.cat((logits[1:], self.head_logits(self.model.backbone(x))), 0)
         back = torch.arange(0, self.span, self.gap)                  # steps back from the newest frame
         used = ring[self.span - 1 - back]
@@ -223,10 +230,10 @@ class OnlineTSM(nn.Module):
         weight = ((t - self.delay - back.to(x.dtype)) >= 0).to(x.dtype)[:, None]
         mean = (used * weight).sum(0, keepdim=True) / weight.sum().clamp(min=1)
         scores = self.model.cls_head.average_clip(mean, num_segs=1)
-        return (scores, ring, *[b.new_state for b in self.blocks])
+        return (scores, ring, *[c for b in self.blocks for c in b.new_state])
 
     def empty_states(self, frame: torch.Tensor) -> list[torch.Tensor]:
-        """Zero caches for frames of ``frame``'s shape: [logits ring, one per shifted block]."""
+        """Zero caches for frames of ``frame``'s shape: [logits ring, then each shifted block's]."""
         for b in self.blocks:
             b.state = None
         t = torch.tensor(0.0)
@@ -235,7 +242,7 @@ class OnlineTSM(nn.Module):
             for b in self.blocks:
                 b.t, b.last = t, torch.tensor(NO_END)
             logits = self.head_logits(self.model.backbone(x))
-        states = [torch.zeros((self.span, logits.shape[1]))] + [torch.zeros_like(b.new_state) for b in self.blocks]
+        states = [torch.zeros((self.span, logits.shape[1]))] + [torch.zeros_like(c) for b in self.blocks for c in b.new_state]
         for b in self.blocks:
             b.state = None
         return states
