@@ -6,6 +6,7 @@
     python -m petaction evaluate -p study default
     python -m petaction synth OUT_DIR [--seed 0]
     python -m petaction infer VIDEO --run results/default/models/tsm/seed0 --out DIR [--stride 1] [--smooth 3]
+    python -m petaction infer VIDEO --run results/default/models/tsm/seed0 --out DIR --online [--detect-every k]
     python -m petaction export --run results/default/models/tsm/seed0 [--out model.onnx]
 
 `-p KEY VALUE` values are read as YAML (numbers, lists, booleans), as papermill's -y would.
@@ -50,6 +51,14 @@ def main(argv=None) -> int:
     s.add_argument("--boxes", choices=("auto", "detector", "none", "label"), default="auto",
                    help="pet box: auto (the study's trained pet detector when there is one, else the whole "
                         "frame), detector, none (whole frame), label (an AI-Hub folder's own label boxes)")
+    s.add_argument("--online", action="store_true",
+                   help="TSM family: a prediction per model frame from the online TSM step (cached shifts)")
+    s.add_argument("--shift", choices=("exact", "causal"), default="exact",
+                   help="online: exact (equals the offline model, delayed one frame per shifted block) "
+                        "or causal (TSM's one-directional online shift, no delay)")
+    s.add_argument("--gap", type=int, default=1, help="online: model frames between shift partners")
+    s.add_argument("--detect-every", type=int, default=1,
+                   help="online: run the pet localiser every k model frames, holding its box in between")
     s = sub.add_parser("export", help="export a trained recogniser to ONNX and check it against PyTorch")
     s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>")
     s.add_argument("--out", help="the .onnx file (default: <run>/model.onnx)")
@@ -98,7 +107,8 @@ def infer_verb(args) -> int:
     infer.infer(spec, args.run, args.out, stride_s=args.stride, smooth_n=args.smooth, k=args.topk,
                 backend=args.backend, onnx_path=args.onnx, window_s=args.window,
                 max_seconds=args.max_seconds, annotate=not args.no_video,
-                localiser=infer.make_localiser(args.boxes, spec, args.run))
+                localiser=infer.make_localiser(args.boxes, spec, args.run),
+                online=infer.Online(args.shift, args.gap, args.detect_every) if args.online else None)
     print(f"timeline.json, timeline.csv, timeline.png{'' if args.no_video else ', annotated.mp4'} -> {args.out}")
     return 0
 

@@ -2,6 +2,11 @@
 
     python -m petaction infer VIDEO --run results/default/models/tsm/seed0 --out DIR \\
         [--stride 1] [--smooth 3] [--topk 3] [--backend torch|onnx]
+        [--online [--shift exact|causal] [--gap 1] [--detect-every 1]]
+
+``--online`` (TSM family only): one prediction per model frame from online.py's streaming
+TSM (one frame through the network per step, shifted channels from per-block caches)
+instead of a window per stride; see docs/realtime.md.
 
 VIDEO is an mp4, an AI-Hub frame folder, or a webcam index. Frames stream through a bounded
 buffer (one window of model frames), so memory does not grow with the video. The model sees
@@ -203,6 +208,7 @@ class Recogniser:
     backend: str = "torch"            # "torch" (inference_recognizer) or "onnx" (ONNX Runtime)
     onnx_path: Path | None = None     # exported model; exported into a temp folder when None
     window_s: float | None = None     # None: the run's own clip length
+    windowed: bool = True             # False (online mode): no window length needed
     model: object = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -222,7 +228,7 @@ class Recogniser:
         self.short_side = int(prep.get("short_side") or resize[0]["scale"][-1])
         self.margin = float(prep.get("margin", PREPARE_DEFAULTS["margin"]))
         self.crop = bool(prep.get("crop", True))     # False: the study trained on whole frames
-        self.window = self._window_frames(cfg)
+        self.window = self._window_frames(cfg) if self.windowed else None
         self.sess = None
         if self.backend == "onnx":
             self._tmp = None
@@ -281,11 +287,14 @@ class Window:
 
 
 def stream(source: video.Source, rec: Recogniser, stride_s: float = 1.0, localiser=None,
-           on_frame: Callable | None = None, max_seconds: float | None = None) -> Iterator[Window]:
+           on_frame: Callable | None = None, max_seconds: float | None = None,
+           stages: Stages | None = None, decode_all: bool = True) -> Iterator[Window]:
     """Windows as the frames arrive. Only one window of prepared model frames is held.
 
-    ``on_frame(frame, box)`` sees every source frame (the annotated copy is written from it)."""
-    localiser = localiser or WholeFrame()
+    ``on_frame(frame, box)`` sees every source frame (the annotated copy is written from it);
+    ``stages`` sums the time of each stage; ``decode_all`` False: only the frames the model
+    sees are decoded (the others reach ``on_frame`` with image None)."""
+    localiser, stages = localiser or WholeFrame(), stages if stages is not None else Stages()
     stride = max(1, round(stride_s * rec.fps))
     buf: deque = deque(maxlen=rec.window)       # (model frame number, t, prepared image, box)
     n, last_end, count = 0, 0, 0
@@ -294,23 +303,24 @@ def stream(source: video.Source, rec: Recogniser, stride_s: float = 1.0, localis
         nonlocal count
         items = list(buf)[-(end - start):]
         w = Window(count, start, end, items[0][1], items[-1][1] + 1.0 / rec.fps,
-                   rec.scores([it[2] for it in items]), items[-1][3], padded,
+                   stages.timed("recognise", rec.scores, [it[2] for it in items]), items[-1][3], padded,
                    1000.0 * (time.perf_counter() - arrived))
         count += 1
         return w
 
     box = None
-    for frame, take in video.resample(source.frames, rec.fps):
+    for frame, take in video.resample(stages.frames(source.frames), rec.fps, None if decode_all else source):
         arrived = time.perf_counter()
         if max_seconds is not None and frame.t > max_seconds:
             break
         if take:      # localise only the frames the model sees; the others show the latest box
-            box = localiser(frame)
+            box = stages.timed("localise", localiser, frame)
         if on_frame is not None:
-            on_frame(frame, box)
+            stages.timed("write", on_frame, frame, box)
         if not take:
             continue
-        buf.append((n, frame.t, rec.prepare(frame.image, box), list(map(float, box)) if box is not None else None))
+        buf.append((n, frame.t, stages.timed("recognise", rec.prepare, frame.image, box),
+                    list(map(float, box)) if box is not None else None))
         n += 1
         if n >= rec.window and (n - rec.window) % stride == 0:
             last_end = n
@@ -320,6 +330,121 @@ def stream(source: video.Source, rec: Recogniser, stride_s: float = 1.0, localis
         yield emit(0, n, True)
     elif n >= rec.window and n > last_end:      # the tail the stride stepped over
         yield emit(n - rec.window, n, False)
+
+
+class Stages:
+    """Wall time of a stream's stages, summed: decode (reading frames from the source),
+    localise (the pet box), recognise (frame preparation and the network), write (the
+    annotated copy)."""
+    NAMES = ("decode", "localise", "recognise", "write")
+
+    def __init__(self):
+        self.s = dict.fromkeys(self.NAMES, 0.0)
+        self.calls = Counter()
+
+    def timed(self, name: str, fn, *args):
+        t = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.s[name] += time.perf_counter() - t
+            self.calls[name] += 1
+
+    def frames(self, frames: Iterator) -> Iterator:
+        """A frame iterator whose decoding time (the time each next() takes) is counted."""
+        it = iter(frames)
+        while True:
+            t = time.perf_counter()
+            try:
+                f = next(it)
+            except StopIteration:
+                self.s["decode"] += time.perf_counter() - t
+                return
+            self.s["decode"] += time.perf_counter() - t
+            self.calls["decode"] += 1
+            yield f
+
+    def summary(self, wall_s: float) -> dict:
+        out = {n: {"s": round(v, 3), "share": round(v / wall_s, 3) if wall_s > 0 else None,
+                   "calls": self.calls[n]} for n, v in self.s.items()}
+        other = wall_s - sum(self.s.values())
+        out["other"] = {"s": round(other, 3), "share": round(other / wall_s, 3) if wall_s > 0 else None}
+        return out
+
+
+@dataclass
+class OnlineRecogniser:
+    """--online: a TSM run's recogniser one frame at a time (online.py), frames prepared as
+    the windowed path prepares them, then the run's test pipeline for a single frame."""
+    rec: Recogniser                  # loaded with backend torch; its model is swapped in place
+    mode: str = "exact"
+    gap: int = 1
+    backend: str = "torch"
+    onnx_path: Path | None = None
+
+    def __post_init__(self):
+        from mmengine.dataset import Compose
+        from . import online
+        self.net = online.OnlineTSM(self.rec.model, self.mode, self.gap)
+        self.pipeline = Compose(online.frame_pipeline(self.rec.model.cfg.test_dataloader.dataset.pipeline))
+        self.stepper = online.Stepper(self.net, self.backend, self.onnx_path)
+        self._inputs = online.frame_inputs
+        self.fps, self.classes = self.rec.fps, self.rec.classes
+        # caches (and the ONNX export) before any frame arrives: not inside the stream's timing
+        side = self.rec.short_side
+        self.stepper.start(self.tensor(np.zeros((side, side, 3), np.uint8), None))
+
+    def tensor(self, image: np.ndarray, box):
+        return self.pipeline(self._inputs(self.rec.prepare(image, box)))["inputs"]
+
+
+def stream_online(source: video.Source, orec: OnlineRecogniser, localiser=None, detect_every: int = 1,
+                  on_frame: Callable | None = None, max_seconds: float | None = None,
+                  stages: Stages | None = None, decode_all: bool = True) -> Iterator[Window]:
+    """One prediction per model frame, as the frames arrive: the prediction about model frame
+    tau (its scores: the consensus of frames tau-(segments-1)*gap .. tau) comes out when
+    frame tau + delay has been pushed (exact mode; causal: delay 0); the stream's end is
+    flushed so every model frame gets one. The pet detector runs on every
+    ``detect_every``-th model frame, its box held in between. Memory: the step's fixed caches
+    and the times and boxes of the last span + delay frames."""
+    localiser, stages = localiser or WholeFrame(), stages if stages is not None else Stages()
+    net, stepper = orec.net, orec.stepper
+    reach = (net.num_segments - 1) * net.gap
+    seen: deque = deque(maxlen=net.span + net.delay + 1)      # (model frame number, t, box)
+    n, count, box = 0, 0, None
+
+    def emit(out, arrived):
+        tau, scores = out
+        base = seen[0][0]
+        first = max(0, tau - reach, base)
+        w = Window(count, first, tau + 1, seen[first - base][1], seen[tau - base][1] + 1.0 / orec.fps,
+                   scores, seen[tau - base][2], tau < reach, 1000.0 * (time.perf_counter() - arrived))
+        return w
+
+    for frame, take in video.resample(stages.frames(source.frames), orec.fps, None if decode_all else source):
+        arrived = time.perf_counter()
+        if max_seconds is not None and frame.t > max_seconds:
+            break
+        if take and n % detect_every == 0:
+            box = stages.timed("localise", localiser, frame)
+        if on_frame is not None:
+            stages.timed("write", on_frame, frame, box)
+        if not take:
+            continue
+        seen.append((n, frame.t, list(map(float, box)) if box is not None else None))
+        out = stages.timed("recognise", lambda: stepper.push(orec.tensor(frame.image, box)))
+        n += 1
+        if out is not None:
+            yield emit(out, arrived)
+            count += 1
+    flushing = stepper.flush()
+    while True:
+        arrived = time.perf_counter()
+        out = stages.timed("recognise", next, flushing, None)
+        if out is None:
+            return
+        yield emit(out, arrived)
+        count += 1
 
 
 # ---- outputs -----------------------------------------------------------------------------------
@@ -333,7 +458,8 @@ def timeline_rows(windows: list[Window], classes: list[str], k: int, smooth_n: i
     labels = smooth([w.scores for w in windows], smooth_n)
     return [{"index": w.index, "start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3),
              "label": classes[lab], "label_score": round(float(w.scores[lab]), 6),
-             "topk": topk(w.scores, classes, k), "box": w.box or frame_box, "padded": w.padded}
+             "topk": topk(w.scores, classes, k), "box": w.box or frame_box, "padded": w.padded,
+             "latency_ms": round(w.latency_ms, 3)}
             for w, lab in zip(windows, labels)]
 
 
@@ -342,31 +468,37 @@ def write_csv(rows: list[dict], path: Path, k: int) -> None:
         wr = csv.writer(f)
         wr.writerow(["index", "start_s", "end_s", "label", "label_score",
                      *[c for i in range(1, k + 1) for c in (f"top{i}", f"top{i}_score")],
-                     "box_x", "box_y", "box_w", "box_h", "padded"])
+                     "box_x", "box_y", "box_w", "box_h", "padded", "latency_ms"])
         for r in rows:
             tk = [v for t in r["topk"] for v in (t["label"], t["score"])]
             tk += [""] * (2 * k - len(tk))
             wr.writerow([r["index"], r["start_s"], r["end_s"], r["label"], r["label_score"], *tk,
-                         *[round(v, 1) for v in r["box"]], r["padded"]])
+                         *[round(v, 1) for v in r["box"]], r["padded"], r["latency_ms"]])
 
 
-def timeline_chart(rows: list[dict], classes: list[str], title: str = ""):
+def timeline_chart(rows: list[dict], classes: list[str], title: str = "", per_frame: bool = False):
     """Behaviour over time: the smoothed label as a bar from each window's start to the next
     window's (windows overlap, so the bars tile time without stacking), the raw top-1 as dots
-    at the window centres (size: its score)."""
+    at the window centres (size: its score). ``per_frame`` (online mode, a prediction per
+    model frame): each bar spans the frame the prediction is about, dots at its time."""
     from matplotlib.figure import Figure    # no pyplot: leaves a notebook's backend alone, and runs headless
     used = sorted({r["label"] for r in rows} | {r["topk"][0]["label"] for r in rows}, key=classes.index)
     y = {c: i for i, c in enumerate(used)}
     fig = Figure(figsize=(8, 1.2 + 0.35 * len(used)))
     ax = fig.subplots()
-    ends = [r["start_s"] for r in rows[1:]] + [rows[-1]["end_s"]]
-    for r, end in zip(rows, ends):
-        ax.barh(y[r["label"]], end - r["start_s"], left=r["start_s"], height=0.5, color="C0", alpha=0.6)
+    if per_frame:      # the frame a prediction is about: from the previous one's end to its own
+        spans = [(a["end_s"], b["end_s"]) for a, b in zip([{"end_s": 0.0}] + rows[:-1], rows)]
+    else:
+        spans = list(zip([r["start_s"] for r in rows], [r["start_s"] for r in rows[1:]] + [rows[-1]["end_s"]]))
+    for r, (start, end) in zip(rows, spans):
+        ax.barh(y[r["label"]], end - start, left=start, height=0.5, color="C0", alpha=0.6)
         top = r["topk"][0]
-        ax.scatter((r["start_s"] + r["end_s"]) / 2, y[top["label"]], s=20 + 80 * top["score"], color="C1", zorder=3)
+        at = (start + end) / 2 if per_frame else (r["start_s"] + r["end_s"]) / 2
+        ax.scatter(at, y[top["label"]], s=20 + 80 * top["score"], color="C1", zorder=3)
     ax.set_yticks(range(len(used)), used)
     ax.set_xlabel("time (s)")
-    ax.set_title(title or "behaviour over time (bars: smoothed label; dots: raw top-1 at window centres, size = score)",
+    where = "at the frame each prediction is about" if per_frame else "at window centres"
+    ax.set_title(title or f"behaviour over time (bars: smoothed label; dots: raw top-1 {where}, size = score)",
                  fontsize=9)
     fig.tight_layout()
     return fig
@@ -408,21 +540,38 @@ class Annotator:
 
 def stream_stats(windows: list[Window], wall_s: float, video_s: float) -> dict:
     lat = [w.latency_ms for w in windows]
-    return {"windows": len(windows), "wall_s": round(wall_s, 3),
-            "windows_per_s": round(len(windows) / wall_s, 3) if wall_s > 0 else None,
+    rate = round(len(windows) / wall_s, 3) if wall_s > 0 else None
+    return {"windows": len(windows), "wall_s": round(wall_s, 3), "windows_per_s": rate,
+            "predictions": len(windows), "predictions_per_s": rate,
             "latency_ms_median": round(float(np.median(lat)), 2) if lat else None,
             "latency_ms_p90": round(float(np.percentile(lat, 90)), 2) if lat else None,
             "video_s": round(video_s, 3), "realtime_factor": round(video_s / wall_s, 3) if wall_s > 0 else None}
 
 
+@dataclass
+class Online:
+    """--online settings: the online step's shift mode and gap (online.py), and how often the
+    pet detector runs (every ``detect_every`` model frames; the box is held in between)."""
+    shift: str = "exact"
+    gap: int = 1
+    detect_every: int = 1
+
+
 def infer(video_spec, run, out, stride_s: float = 1.0, smooth_n: int = 3, k: int = 3, backend: str = "torch",
           onnx_path=None, window_s: float | None = None, localiser=None, max_seconds: float | None = None,
-          annotate: bool = True, log: Callable = print) -> dict:
-    """The whole `infer` verb; returns the timeline dict (also written to out/timeline.json)."""
+          annotate: bool = True, log: Callable = print, online: Online | None = None) -> dict:
+    """The whole `infer` verb; returns the timeline dict (also written to out/timeline.json).
+    ``online``: one prediction per model frame from the online TSM step (TSM runs only)."""
     if stride_s <= 0 or smooth_n < 1 or k < 1:
         raise ValueError(f"stride ({stride_s}) must be > 0, smooth ({smooth_n}) and topk ({k}) >= 1")
+    if online is not None and (online.gap < 1 or online.detect_every < 1):
+        raise ValueError(f"--gap ({online.gap}) and --detect-every ({online.detect_every}) must be >= 1")
     source = video.open_source(video_spec)       # bad input fails here, before anything is written
-    rec = Recogniser(Path(run), backend, Path(onnx_path) if onnx_path else None, window_s)
+    if online is None:
+        rec = Recogniser(Path(run), backend, Path(onnx_path) if onnx_path else None, window_s)
+    else:
+        rec = OnlineRecogniser(Recogniser(Path(run), windowed=False), online.shift, online.gap, backend,
+                               Path(onnx_path) if onnx_path else None)
     localiser = localiser or default_localiser(Path(run))
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -430,7 +579,7 @@ def infer(video_spec, run, out, stride_s: float = 1.0, smooth_n: int = 3, k: int
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        result = _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds, annotate, log)
+        result = _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds, annotate, log, online)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -449,51 +598,94 @@ def _until_interrupted(windows: Iterator[Window], live: bool) -> Iterator[Window
             raise
 
 
-def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds, annotate, log) -> dict:
+def online_notes(orec: OnlineRecogniser, online: Online, localiser, stages: Stages) -> list[str]:
+    net = orec.net
+    notes = [f"online TSM, {net.mode} shift, gap {net.gap}: one prediction per model frame "
+             f"({orec.fps:g}/s of video), each the consensus of {net.num_segments} frames {net.gap} apart"]
+    if net.mode == "exact":
+        notes.append(f"exact shift: equals the offline model over the stream; a prediction about a frame comes "
+                     f"{net.delay} model frames ({net.delay / orec.fps:.2f} s) after it (one per shifted block x gap), "
+                     f"the end flushed with the offline zero padding")
+    else:
+        notes.append("causal shift: no delay; the future fold is zero (a one-directional shift the weights "
+                     "were not trained with, so scores differ from the windowed model's)")
+    calls = stages.calls["localise"]
+    if calls and not isinstance(localiser, WholeFrame):
+        how = "every model frame" if online.detect_every == 1 else \
+            f"every {online.detect_every} model frames, its box held in between"
+        notes.append(f"pet localisation on {how}: {calls} calls, "
+                     f"{1000 * stages.s['localise'] / calls:.1f} ms a call on average")
+    return notes
+
+
+def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds, annotate, log, online=None) -> dict:
     notes = [f"pet localisation: {getattr(localiser, 'name', type(localiser).__name__)}"]
     ann = Annotator(tmp / "annotated.mp4", source.fps or rec.fps, notes[0]) if annotate else None
-    size = {}
+    size, stages = {}, Stages()
 
     def on_frame(frame, box):
-        size.setdefault("wh", frame.image.shape[1::-1])
+        if frame.image is not None:      # without an annotated copy only the model's frames are decoded
+            size.setdefault("wh", frame.image.shape[1::-1])
         size["t"] = frame.t
         if ann is not None:
             ann.frame(frame, box)
 
+    if online is None:
+        windows_it = stream(source, rec, stride_s, localiser, on_frame, max_seconds, stages, annotate)
+    else:
+        windows_it = stream_online(source, rec, localiser, online.detect_every, on_frame, max_seconds, stages,
+                                   annotate)
     windows = []
     t0 = time.perf_counter()
     try:
-        for w in _until_interrupted(stream(source, rec, stride_s, localiser, on_frame, max_seconds), source.live):
+        for w in _until_interrupted(windows_it, source.live):
             windows.append(w)
             lab = smooth([v.scores for v in windows[-smooth_n:]], smooth_n)[-1]   # causal: the last n only
             if ann is not None:
                 ann.label = f"{rec.classes[lab]} {w.scores[lab]:.2f}"
-            log(f"{w.start_s:7.2f}-{w.end_s:7.2f} s  {rec.classes[lab]:<10} {w.scores[lab]:.2f}"
-                f"  (latency {w.latency_ms:.0f} ms)")
+            if online is None:
+                log(f"{w.start_s:7.2f}-{w.end_s:7.2f} s  {rec.classes[lab]:<10} {w.scores[lab]:.2f}"
+                    f"  (latency {w.latency_ms:.0f} ms)")
     finally:
         if ann is not None:
             ann.close()
     wall = time.perf_counter() - t0
     if not windows:
         raise video.VideoError(f"{source.name}: no frame could be read")
-    if windows[0].padded:
+    if online is not None:
+        notes += online_notes(rec, online, localiser, stages)
+        if windows[0].padded:
+            notes.append(f"the first {sum(w.padded for w in windows)} predictions average fewer than "
+                         f"{rec.net.num_segments} frames (the stream's start)")
+    elif windows[0].padded:
         notes.append(f"video shorter than one window ({windows[0].end_s:.2f} s < {rec.window / rec.fps:.2f} s): "
                      f"padded as in testing (the test pipeline loops its frames)")
     frame_box = [0.0, 0.0, *map(float, size["wh"])]
     rows = timeline_rows(windows, rec.classes, k, smooth_n, frame_box)
     stats = stream_stats(windows, wall, size["t"] + 1.0 / (source.fps or rec.fps))
     stats["includes"] = "decode + localise + recognise" + (" + writing annotated.mp4" if annotate else "")
-    result = {"video": source.name, "source_kind": source.kind, "run": str(rec.run), "backend": rec.backend,
+    stats["stages"] = stages.summary(wall)
+    result = {"video": source.name, "source_kind": source.kind, "run": str(rec.rec.run if online else rec.run),
+              "backend": rec.backend, "mode": "online" if online else "windowed",
               "localiser": getattr(localiser, "name", type(localiser).__name__), "notes": notes,
-              "model_fps": rec.fps, "window_s": rec.window / rec.fps, "stride_s": stride_s, "smooth": smooth_n,
-              "topk": k, "classes": rec.classes, "stream": stats, "windows": rows}
+              "model_fps": rec.fps, "smooth": smooth_n, "topk": k, "classes": rec.classes}
+    if online is None:
+        result.update(window_s=rec.window / rec.fps, stride_s=stride_s)
+    else:
+        net = rec.net
+        result["online"] = {"shift": net.mode, "gap": net.gap, "num_segments": net.num_segments,
+                            "shifted_blocks": len(net.blocks), "delay_frames": net.delay,
+                            "delay_s": round(net.delay / rec.fps, 3), "detect_every": online.detect_every,
+                            "steps": rec.stepper.t}      # frames pushed + the flush's steps (delay)
+    result.update(stream=stats, windows=rows)
     (tmp / "timeline.json").write_text(json.dumps(result, indent=1))
     write_csv(rows, tmp / "timeline.csv", k)
-    fig = timeline_chart(rows, rec.classes)
+    fig = timeline_chart(rows, rec.classes, per_frame=online is not None)
     fig.savefig(tmp / "timeline.png", dpi=110)
     for n in notes:
         log(f"note: {n}")
-    log(f"{stats['windows']} windows in {stats['wall_s']:.2f} s: {stats['windows_per_s']:.2f} windows/s "
+    unit = "predictions" if online else "windows"
+    log(f"{stats['windows']} {unit} in {stats['wall_s']:.2f} s: {stats['windows_per_s']:.2f} {unit}/s "
         f"({stats['includes']}), latency median {stats['latency_ms_median']:.0f} ms, "
         f"p90 {stats['latency_ms_p90']:.0f} ms; {stats['realtime_factor']:.1f}x real time")
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import cv2
 import numpy as np
@@ -34,6 +34,13 @@ class Source:
     name: str
     fps: float       # native frame rate (for the annotated copy)
     live: bool = False   # frames arrive in real time (webcam): no end is known in advance
+    # Set before reading (``Resampler.wants``): a frame at a time it rejects is skipped without
+    # decoding its pixels (image None; an mp4's frame is grabbed, not converted; a folder's JPG
+    # is not read). None: every frame decoded.
+    want: Callable[[float], bool] | None = None
+
+    def wanted(self, t: float) -> bool:
+        return self.want is None or self.want(t)
 
 
 def open_source(spec, fps: float | None = None) -> Source:
@@ -49,18 +56,24 @@ def open_source(spec, fps: float | None = None) -> Source:
     return from_iterable(spec, fps)
 
 
-def _capture_frames(cap, fps: float, first: np.ndarray | None = None) -> Iterator[Frame]:
-    """Frames of an open capture; ``first``: a frame already read (seeking back is unreliable)."""
+def _capture_frames(cap, fps: float, first: np.ndarray | None = None, src: "Source | None" = None) -> Iterator[Frame]:
+    """Frames of an open capture; ``first``: a frame already read (seeking back is unreliable);
+    ``src``: the Source whose ``want`` says which frames need their pixels."""
     i = 0
     try:
         if first is not None:
             yield Frame(0, 0.0, first)
             i = 1
         while True:
-            ok, img = cap.read()
-            if not ok:
-                return
-            yield Frame(i, i / fps, img)
+            if src is not None and not src.wanted(i / fps):
+                if not cap.grab():       # demuxed and decoded, not converted to BGR
+                    return
+                yield Frame(i, i / fps, None)
+            else:
+                ok, img = cap.read()
+                if not ok:
+                    return
+                yield Frame(i, i / fps, img)
             i += 1
     finally:
         cap.release()
@@ -79,7 +92,9 @@ def open_video(path: Path) -> Source:
                          f"pass an mp4 with frames (or an AI-Hub frame folder)")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and np.isfinite(fps) and fps > 0 else 25.0   # containers without a rate: the common default
-    return Source(_capture_frames(cap, fps, first), "video", path.name, fps)
+    src = Source(iter(()), "video", path.name, fps)
+    src.frames = _capture_frames(cap, fps, first, src)
+    return src
 
 
 def open_webcam(index: int) -> Source:
@@ -101,10 +116,15 @@ def open_folder(path: Path) -> Source:
 
     def gen():
         for number, ts, p in frames:    # index: the AI-Hub frame number (label boxes are keyed by it)
+            t = (ts - t0) / 1000.0
+            if not src.wanted(t):
+                yield Frame(number, t, None)
+                continue
             img = crop.read_image(p)
             if img is not None:     # a corrupt JPG is skipped, as prepare does
-                yield Frame(number, (ts - t0) / 1000.0, img)
-    return Source(gen(), "frames", path.name, fps)
+                yield Frame(number, t, img)
+    src = Source(gen(), "frames", path.name, fps)
+    return src
 
 
 def from_iterable(items: Iterable, fps: float | None) -> Source:
@@ -120,18 +140,35 @@ def from_iterable(items: Iterable, fps: float | None) -> Source:
     return Source(gen(), "iterator", "frames", fps or 0.0, live=True)
 
 
-def resample(frames: Iterable[Frame], fps: float) -> Iterator[tuple[Frame, bool]]:
-    """Every frame, flagged True when it is one of the frames the model sees at ``fps`` (the
-    rate the training clips were cut at): the first frame at or after each 1/fps tick."""
-    step = 1.0 / fps
-    next_t = None
-    for f in frames:
-        take = next_t is None or f.t >= next_t - 1e-9
+class Resampler:
+    """Which frames the model sees at ``fps`` (the rate the training clips were cut at): the
+    first frame at or after each 1/fps tick."""
+
+    def __init__(self, fps: float):
+        self.step, self.next_t = 1.0 / fps, None
+
+    def wants(self, t: float) -> bool:
+        """Would a frame at ``t`` be taken now (no state change)?"""
+        return self.next_t is None or t >= self.next_t - 1e-9
+
+    def take(self, t: float) -> bool:
+        take = self.wants(t)
         if take:
-            next_t = (f.t if next_t is None else next_t) + step
-            while next_t <= f.t:    # a gap in the source (dropped frames): skip the missed ticks
-                next_t += step
-        yield f, take
+            self.next_t = (t if self.next_t is None else self.next_t) + self.step
+            while self.next_t <= t:    # a gap in the source (dropped frames): skip the missed ticks
+                self.next_t += self.step
+        return take
+
+
+def resample(frames: Iterable[Frame], fps: float, source: Source | None = None) -> Iterator[tuple[Frame, bool]]:
+    """Every frame, flagged True when it is one of the frames the model sees at ``fps``.
+    ``source``: the Source ``frames`` come from; only the frames taken are then decoded (the
+    others arrive with image None), for callers that need no other frame's pixels."""
+    r = Resampler(fps)
+    if source is not None:
+        source.want = r.wants
+    for f in frames:
+        yield f, r.take(f.t)
 
 
 def sample_video() -> Path:
