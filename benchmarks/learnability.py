@@ -4,7 +4,8 @@
 
 Trains the default study's models (params/study.yaml, action target, no detector) for each seed
 through the study's own training pool (the same notebooks, settings and CPU slots as
-`make study`) into a scratch study `learnability` under --results-dir, then reads every run:
+`make study`) into a scratch study `learnability` under --results-dir (or, with --study
+default --results-dir '', the default study's own runs), then reads every run:
 
 - ``first_below_step``: the first optimizer step at which the training loss (mmengine's
   logged mean over its last 10 iterations, vis_data/scalars.json) falls below 0.8 x ln(K),
@@ -82,12 +83,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=default["models"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--study", default="learnability",
+                    help="the study to train into; 'default' with --results-dir '' reads the default study's "
+                         "runs where `make study` already trained them (same settings: nothing retrains)")
     ap.add_argument("--results-dir", default="/tmp/petaction-learnability")
     ap.add_argument("--out", default="learnability", help="benchmarks/results/<out>.json")
     ap.add_argument("--force", action="store_true", help="retrain runs whose settings are unchanged")
     a = ap.parse_args()
     cfg = study.load_study(paths.PARAMS / "study.yaml", dict(
-        study="learnability", results_dir=a.results_dir, models=a.models, seeds=a.seeds,
+        study=a.study, results_dir=a.results_dir, models=a.models, seeds=a.seeds,
         targets=["action"], detector=False, target_models={}))
     t0 = time.time()
     if study.prepare_target(cfg, "action", False, print)["status"] == "failed":

@@ -150,9 +150,10 @@ def shifted_blocks(backbone: nn.Module) -> list[tuple[nn.Module, str, nn.Module,
 
 
 def check_tsm(model) -> None:
+    from mmaction.models.backbones import MobileNetV2TSM, ResNetTSM
     bb = getattr(model, "backbone", None)
     name = type(bb).__name__
-    if name not in TSM_BACKBONES:
+    if not isinstance(bb, (ResNetTSM, MobileNetV2TSM)):   # their subclasses too (mmmodels.SmallInputResNetTSM)
         raise ValueError(f"online mode needs a TSM backbone ({', '.join(TSM_BACKBONES)}), this run has {name}: "
                          f"drop --online (the windowed path runs every model)")
     if getattr(bb, "temporal_pool", False) or getattr(bb, "non_local_cfg", None):
