@@ -142,7 +142,7 @@ def ddp_check(result: dict) -> pd.DataFrame:
     } for r in result["runs"]]
     for nproc, top1 in result["mean_top1"].items():
         rows.append({"seed": "mean", "processes": nproc, "test top-1": pct(top1)})
-    return pd.DataFrame(rows).fillna("")
+    return pd.DataFrame(rows).astype(object).fillna("")
 
 
 def schedule(result: dict) -> pd.DataFrame:
@@ -181,7 +181,7 @@ def gpu_check(result: dict) -> pd.DataFrame:
                             f"{num(result['loader_clips_per_s_all_workers'])} in all"})
     head = f"{result['model']}-R{result['backbone_depth']}, {result['profile']} profile, {result['img_size']} px, " \
            f"{result['num_segments']} segments, {result['device']}"
-    return pd.DataFrame(rows).fillna("").rename(columns={"variant": f"variant ({head})"})
+    return pd.DataFrame(rows).astype(object).fillna("").rename(columns={"variant": f"variant ({head})"})
 
 
 def models(_: dict) -> pd.DataFrame:
