@@ -10,7 +10,8 @@ A page asks for a table with a pair of markers; everything between them is this 
 
 Each table is built from one JSON file under benchmarks/results/ (TABLES below) and ends with
 the line saying where its figures come from: the file, its command, the machine, the commit and
-the time. Nothing measured is typed by hand into a page (tests/test_docs.py runs --check).
+the time; the model table is read from params/models/*.yaml. Nothing measured is typed by hand
+into a page (tests/test_docs.py runs --check).
 """
 from __future__ import annotations
 
@@ -21,19 +22,21 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 MARKER = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
-def source_line(path: Path, result: dict) -> str:
+def source_line(path: Path, result: dict, command: str = "?") -> str:
+    """Where a table's figures come from; ``command``: the benchmark's command line, for result
+    files written before the benchmarks recorded their own."""
     prov = result.get("provenance", {})
     hw, git = prov.get("hardware", {}), prov.get("git", {})
     commit = (git.get("commit") or "?")[:7] + (" (uncommitted changes)" if git.get("dirty") else "")
     machine = f"{hw.get('cpu', '?')}, {hw.get('cpu_count', '?')} CPUs, torch {prov.get('versions', {}).get('torch', '?')}"
-    return (f"*From `{path.relative_to(REPO)}`: `{result.get('command', '?')}`; {machine}; "
+    return (f"*From `{path.relative_to(REPO)}`: `{result.get('command') or command}`; {machine}; "
             f"commit {commit}; {prov.get('time_utc', '?')}.*")
 
 
@@ -58,22 +61,190 @@ def learnability(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# table name -> (result file, builder of its DataFrame)
+def num(x, fmt: str = ".1f") -> str:
+    return "n/a" if x is None or pd.isna(x) else format(x, fmt)
+
+
+def loader(result: dict) -> pd.DataFrame:
+    w, h = result["source_size"]
+    return pd.DataFrame([{
+        "clips": result["clips"], "frames a clip": result["segments"],
+        "prepared cache (clips/s)": num(result["cache_clips_per_s"]),
+        f"decode {w}x{h} JPGs and crop on the fly (clips/s)": num(result["on_the_fly_clips_per_s"]),
+        "ratio": f"{num(result['ratio'])}x",
+    }])
+
+
+def overhead(result: dict) -> pd.DataFrame:
+    rows = [{"pair": i + 1, "train.ipynb epoch (s)": num(r["notebook_epoch_s"], ".2f"),
+             "bare Runner epoch (s)": num(r["bare_epoch_s"], ".2f")} for i, r in enumerate(result["runs"])]
+    rows.append({"pair": "median", "train.ipynb epoch (s)": num(result["median_notebook_epoch_s"], ".2f"),
+                 "bare Runner epoch (s)": num(result["median_bare_epoch_s"], ".2f")})
+    df = pd.DataFrame(rows)
+    df["ratio"] = [num(float(a) / float(b), ".3f") for a, b in zip(df.iloc[:, 1], df.iloc[:, 2])]
+    return df
+
+
+def prepare_memory(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "scale": r["scale"], "clips": r["clips"], "generate (s)": num(r["generate_s"]),
+        "prepare (s)": num(r["prepare_s"]), "peak RSS, main (MB)": num(r["peak_rss_main_mb"], ".0f"),
+        "peak RSS, a worker (MB)": num(r["peak_rss_worker_mb"], ".0f"),
+    } for r in result["runs"]])
+
+
+def latency_repeat(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "model": r["model"],
+        "median, pass 1 / 2 (ms)": " / ".join(num(x, ".2f") for x in r["cpu_latency_ms"]),
+        "ratio": num(r["cpu_latency_ms_ratio"], ".3f"),
+        "p90, pass 1 / 2 (ms)": " / ".join(num(x, ".2f") for x in r["cpu_latency_p90_ms"]),
+        "p90 ratio": num(r["cpu_latency_p90_ms_ratio"], ".3f"),
+    } for r in result["rows"]])
+
+
+def infer_speed(result: dict) -> pd.DataFrame:
+    w, s = result["per_window"], result["streaming"]
+    load = " -> ".join(num(x) for x in result.get("loadavg_1min_before_after", []))
+    rows = [{
+        "path": "per window, test pipeline + model", "threads": result["threads"],
+        "mmaction2 inference_recognizer": f"{num(w['inference_recognizer_ms_median'])} ms (p90 {num(w['inference_recognizer_ms_p90'])})",
+        "ONNX Runtime": f"{num(w['onnxruntime_ms_median'])} ms (p90 {num(w['onnxruntime_ms_p90'])})",
+        "note": f"{num(w['speedup'], '.2f')}x; same top-1 on every window: {w['top1_identical']}; "
+                f"{w['windows']} windows x {w['passes']} passes",
+    }]
+    t, o = s["torch"], s["onnx"]
+    rows.append({
+        "path": f"streaming, stride {num(result['stride_s'])} s: decode + localise + recognise", "threads": result["threads"],
+        "mmaction2 inference_recognizer": f"{num(t['windows_per_s'], '.2f')} windows/s, latency {num(t['latency_ms_median'])} ms "
+                                          f"(p90 {num(t['latency_ms_p90'])}), {num(t['realtime_factor'], '.2f')}x real time",
+        "ONNX Runtime": f"{num(o['windows_per_s'], '.2f')} windows/s, latency {num(o['latency_ms_median'])} ms "
+                        f"(p90 {num(o['latency_ms_p90'])}), {num(o['realtime_factor'], '.2f')}x real time",
+        "note": f"{t['windows']} windows over {num(t['video_s'])} s of video; load average {load}",
+    })
+    return pd.DataFrame(rows)
+
+
+def infer_parity(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "model": r["model"], "exported": r["exported"],
+        "max abs score difference": num(r.get("max_abs_diff"), ".1e"),
+        "same top-1": r.get("top1_equal"), "within tolerance": r.get("ok"), "reason": r.get("reason") or "",
+    } for r in result["parity"]])
+
+
+def ddp_check(result: dict) -> pd.DataFrame:
+    rows = [{
+        "seed": r["seed"], "processes": r["nproc"], "test top-1": pct(r["top1"]),
+        "95% interval": f"{pct(r['top1_ci95'][0])} to {pct(r['top1_ci95'][1])}",
+        "mean class accuracy": pct(r["mean_class_acc"]), "best val top-1": pct(r["best_val_top1"]),
+        "final train loss": num(r["final_train_loss"], ".3f"), "train (s)": num(r["train_time_s"]),
+    } for r in result["runs"]]
+    for nproc, top1 in result["mean_top1"].items():
+        rows.append({"seed": "mean", "processes": nproc, "test top-1": pct(top1)})
+    return pd.DataFrame(rows).astype(object).fillna("")
+
+
+def schedule(result: dict) -> pd.DataFrame:
+    rows = []
+    for gpu in sorted({j["planned_gpu"] for j in result["jobs"]}):
+        jobs = sorted((j for j in result["jobs"] if j["planned_gpu"] == gpu), key=lambda j: j["planned_start"])
+        rows.append({
+            "GPU": gpu,
+            "models in order (GFLOPs per clip x epochs = cost)": " -> ".join(
+                f"{j['model']} ({num(j['gflops_per_clip'])} x {j['epochs']} = {num(j['cost'], '.0f')})" for j in jobs),
+            "planned busy": num(max(j["planned_end"] for j in jobs), ".0f"),
+            "measured busy (fake GPUs)": num(max(j["measured_end"] for j in jobs), ".0f"),
+        })
+    rows.append({"GPU": "all", "models in order (GFLOPs per clip x epochs = cost)":
+                 f"total {num(result['total'], '.0f')}, total / {result['gpus']} = {num(result['per_gpu'], '.0f')}",
+                 "planned busy": f"makespan {num(result['predicted_makespan'], '.0f')} "
+                                 f"({pct(result['predicted_over_per_gpu'])} over total / {result['gpus']})",
+                 "measured busy (fake GPUs)": f"makespan {num(result['measured_makespan'], '.0f')} "
+                                              f"({pct(result['measured_over_per_gpu'])} over)"})
+    return pd.DataFrame(rows)
+
+
+def gpu_check(result: dict) -> pd.DataFrame:
+    rows = []
+    for v in result["variants"]:
+        name = ("AMP" if v.get("amp") else "fp32") + (", channels_last" if v.get("channels_last") else "")
+        if "skipped" in v:
+            rows.append({"variant": name, "clips/s": "skipped: " + v["skipped"]})
+            continue
+        mem = (f"{num(v['peak_gpu_mem_gib'], '.2f')} GiB GPU" if "peak_gpu_mem_gib" in v
+               else f"{num(v.get('peak_rss_gib'), '.2f')} GiB RSS")
+        rows.append({"variant": name, "clips/s": num(v["clips_per_s"]), "step (s)": num(v["step_s"], ".3f"),
+                     "batch": v["batch"], "peak memory": mem, "waiting for data": pct(v["data_wait_share"])})
+    rows.append({"variant": f"CPU loader, {result['num_workers']} worker(s)",
+                 "clips/s": f"{num(result['loader_clips_per_s_one_process'])} per process, "
+                            f"{num(result['loader_clips_per_s_all_workers'])} in all"})
+    head = f"{result['model']}-R{result['backbone_depth']}, {result['profile']} profile, {result['img_size']} px, " \
+           f"{result['num_segments']} segments, {result['device']}"
+    return pd.DataFrame(rows).astype(object).fillna("").rename(columns={"variant": f"variant ({head})"})
+
+
+def models(_: dict) -> pd.DataFrame:
+    """One row per params/models/*.yaml: what it is, mmaction2's base, and the zoo entry it is
+    checked against (the zoo's own published figures, as the model file records them). Its
+    links are relative to docs/, so the table belongs on a page there."""
+    rows = []
+    for f in sorted((REPO / "params" / "models").glob("*.yaml")):
+        m = yaml.safe_load(f.read_text()) or {}
+        base = m.get("_base_")
+        if base:   # a variant: the rest comes from its base file
+            m = {**yaml.safe_load((f.parent / f"{base}.yaml").read_text()), **m}
+        first = next((l.lstrip("# ").rstrip() for l in f.read_text().splitlines() if l.startswith("#")), "")
+        what = re.split(r":|, trained", first)[0].rstrip(".,")
+        zoo = m.get("zoo") or {}
+        rows.append({
+            "model": f"[{f.stem}](../params/models/{f.name})",   # the page is under docs/
+            "what": what + (f" (over `{base}`)" if base else ""),
+            "mmaction2 base": f"`{m['mm_base']}`" if m.get("mm_base") else "", "sampling": m.get("sampling", ""),
+            "zoo entry": f"`{zoo['name']}`" if zoo.get("name") else "",
+            "zoo params (M)": num(zoo.get("params_m"), ".2f"), "zoo GFLOPs": num(zoo.get("gflops"), ".2f"),
+            "zoo top-1 (or mAP)": num(zoo.get("top1", zoo.get("map")), ".2f"),
+        })
+    return pd.DataFrame(rows)
+
+
+# table name -> (source under the repository, builder of its DataFrame, the command that writes it
+# where the result file does not record its own)
 TABLES = {
-    "learnability": ("learnability.json", learnability),
-    "learnability-seeds": ("learnability_seeds.json", learnability),
+    "learnability": ("benchmarks/results/learnability.json", learnability, "python benchmarks/learnability.py"),
+    "learnability-seeds": ("benchmarks/results/learnability_seeds.json", learnability,
+                           "python benchmarks/learnability.py --models tsn tsm --seeds 0 1 2 --out learnability_seeds"),
+    "loader": ("benchmarks/results/loader.json", loader, "python benchmarks/loader.py"),
+    "overhead": ("benchmarks/results/overhead.json", overhead, "python benchmarks/overhead.py --repeats 4"),
+    "prepare-memory": ("benchmarks/results/prepare_memory.json", prepare_memory,
+                       "python benchmarks/prepare_memory.py --scales 1 4"),
+    "latency-repeat": ("benchmarks/results/latency_repeat.json", latency_repeat, "python benchmarks/latency_repeat.py"),
+    "infer-speed": ("benchmarks/results/infer_speed.json", infer_speed, "python benchmarks/infer_speed.py"),
+    "infer-speed-threads1": ("benchmarks/results/infer_speed_threads1.json", infer_speed,
+                             "python benchmarks/infer_speed.py --threads 1"),
+    "infer-parity": ("benchmarks/results/infer_speed.json", infer_parity, "python benchmarks/infer_speed.py"),
+    "ddp-check": ("benchmarks/results/ddp_check.json", ddp_check, "OMP_NUM_THREADS=1 python benchmarks/ddp_check.py"),
+    "schedule-full-4gpu": ("benchmarks/results/schedule_full_4gpu.json", schedule,
+                           "python benchmarks/schedule.py --profile full --gpus 4"),
+    "gpu-check-loader-cpu": ("benchmarks/results/gpu_check_loader_cpu.json", gpu_check,
+                             "OMP_NUM_THREADS=1 python benchmarks/gpu_check.py --loader-only --out gpu_check_loader_cpu"),
+    "gpu-check-tiny-cpu": ("benchmarks/results/gpu_check_tiny_cpu.json", gpu_check,
+                           "OMP_NUM_THREADS=1 python benchmarks/gpu_check.py --tiny --iters 30 --warmup 5 --out gpu_check_tiny_cpu"),
+    "models": ("params/models", models, ""),
 }
 
 
 def render(name: str) -> str:
     if name not in TABLES:
         raise SystemExit(f"unknown table {name!r}; known: {', '.join(TABLES)}")
-    file, build = TABLES[name]
-    path = RESULTS / file
+    source, build, command = TABLES[name]
+    path = REPO / source
+    if path.is_dir():   # read from the repository's own files, not measured
+        return build({}).to_markdown(index=False) + f"\n\n*From `{source}/*.yaml`.*\n"
     if not path.is_file():
-        return f"*No result yet: run the benchmark that writes `{path.relative_to(REPO)}`.*\n"
+        return f"*No result yet: run `{command}`, which writes `{source}`.*\n"
     result = json.loads(path.read_text())
-    return build(result).to_markdown(index=False) + "\n\n" + source_line(path, result) + "\n"
+    return build(result).to_markdown(index=False) + "\n\n" + source_line(path, result, command) + "\n"
 
 
 def rewrite(text: str) -> str:
