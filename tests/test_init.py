@@ -141,16 +141,20 @@ def test_downloaded_and_foreign_checkpoints_load_weights_only(monkeypatch, tmp_p
 # ---- loading a checkpoint written by a tiny training ----
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    """A tiny study with both targets prepared and a 1-epoch TSM trained on the action target."""
+def source(tiny_data):
+    """The tiny study with its emotion target prepared too and a 1-epoch TSM (seed 17) trained on
+    the action target."""
     from petaction import prepare, train
-    results = tmp_path_factory.mktemp("init_results")
-    for target in ("action", "emotion"):
-        prepare.prepare(study="tinit", results_dir=results, target=target, **TINY_PREPARE)
-    train.run(P.resolve_train({"model": "tsm", "profile": "tiny", "study": "tinit", "results_dir": str(results)}))
-    run = results / "tinit" / "models" / "tsm" / "seed0"
+    results, study, _ = tiny_data
+    prepare.prepare(study=study, results_dir=results, target="emotion", **TINY_PREPARE)
+    train.run(P.resolve_train({"model": "tsm", "profile": "tiny", "study": study, "results_dir": str(results),
+                               "seed": SEED}))
+    run = results / study / "models" / "tsm" / f"seed{SEED}"
     ckpt = run / json.loads((run / "metrics.json").read_text())["best_checkpoint"]
     return results, torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"], ckpt
+
+
+SEED = 17
 
 
 def first_step_weights(results, model: str, target: str, **over):
@@ -161,11 +165,11 @@ def first_step_weights(results, model: str, target: str, **over):
 
     from petaction import mmconfig, train
 
-    p = P.resolve_train({"model": model, "profile": "tiny", "study": "tinit", "target": target,
+    p = P.resolve_train({"model": model, "profile": "tiny", "study": "tiny", "target": target, "seed": SEED,
                          "results_dir": str(results), **over})
-    data = train.data_dir("tinit", target, results)
+    data = train.data_dir("tiny", target, results)
     classes = json.loads((data / "classes.json").read_text())["classes"]
-    run = Path(results) / "tinit" / ("" if target == "action" else target) / "models" / model / "seed0"
+    run = Path(results) / "tiny" / ("" if target == "action" else target) / "models" / model / f"seed{SEED}"
     run.mkdir(parents=True, exist_ok=True)
     cfg = mmconfig.build(p, data, run, classes, [1] * len(classes))
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=1, val_interval=10)
@@ -212,15 +216,15 @@ def test_same_classes_load_the_head_too(source):
 def test_a_mismatched_checkpoint_fails_naming_the_layers(source):
     from petaction import train
     results, _, path = source
-    p = P.resolve_train({"model": "tsm", "profile": "tiny", "study": "tinit", "results_dir": str(results),
+    p = P.resolve_train({"model": "tsm", "profile": "tiny", "study": "tiny", "results_dir": str(results),
                          "init": str(path), "lite": False, "seed": 5})            # ResNet-50 from a ResNet-18 run
     with pytest.raises(pretrained.InitError) as e:
         train.run(p)
     msg = str(e.value)
     assert "does not match the Recognizer2D architecture" in msg
-    assert re.search(r"backbone\.layer1\.0\.conv1\.conv\.weight: checkpoint \[64, 64, 3, 3\], model \[64, 64, 1, 1\]", msg)
+    assert re.search(r"backbone\.layer1\.0\.conv1\.conv\.net\.weight: checkpoint \[64, 64, 3, 3\], model \[64, 64, 1, 1\]", msg)
     assert "more" in msg and len(msg) < 2000                                  # names layers, not all of them
-    assert not (results / "tinit" / "models" / "tsm" / "seed5" / "config.py").exists()
+    assert not (results / "tiny" / "models" / "tsm" / "seed5" / "config.py").exists()
 
 
 # ---- runs that differ only in init, paired (transfer.py) ----

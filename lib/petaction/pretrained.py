@@ -287,7 +287,7 @@ def check(model, m: dict, checkpoint: str) -> None:
     if bad or not m["loaded"]:
         listed = "; ".join(bad[:SHOWN]) + (f"; ... and {len(bad) - SHOWN} more" if len(bad) > SHOWN else "")
         raise InitError(f"checkpoint {checkpoint} does not match the {type(model).__name__} architecture "
-                        f"({len(m['loaded'])} tensors fit, {len(bad)} layers do not): {listed or 'no tensor name in common'}. "
+                        f"({len(m['loaded'])} tensors fit, {len(bad)} do not): {listed or 'no tensor name in common'}. "
                         "Use a checkpoint of the same architecture (lite backbones differ from the zoo's full ones), "
                         "or rename its keys with finetune.<kind>.revise_keys")
 
@@ -330,8 +330,13 @@ def accepts(type_name: str, arg: str) -> bool:
 
     from . import mmcompat  # noqa: F401
     from mmaction.registry import MODELS
-    cls = MODELS.get(type_name)
-    return cls is not None and arg in inspect.signature(cls.__init__).parameters
+    for cls in inspect.getmro(MODELS.get(type_name) or object):   # ResNetTSM passes **kwargs on to ResNet
+        params = inspect.signature(cls.__init__).parameters
+        if arg in params:
+            return True
+        if not any(q.kind is q.VAR_KEYWORD for q in params.values()):
+            return False
+    return False
 
 
 def apply(cfg, p: dict, run_dir: Path, class_names: list[str]):
