@@ -62,6 +62,8 @@ model_cfg = None
 model_cfg_lite = None
 per_profile = None
 zoo = None
+init = None
+finetune = None
 
 # %%
 from IPython.display import display

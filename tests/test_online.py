@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from petaction import export, online, video
+from petaction import export, forward, online, video
 from petaction import params as P
 from petaction.__main__ import main
 
@@ -60,7 +60,7 @@ def test_exact_online_scores_equal_the_offline_models_after_num_segments_frames(
     model, p = build(name, profile, size)
     n = model.backbone.num_segments
     clip = frames(n, p["img_size"])
-    offline = export.mmaction_scores(model, clip[None])[0]         # mmaction2's own test_step
+    offline = forward.test_step_scores(model, clip[None])[0]         # mmaction2's own test_step
     net = online.OnlineTSM(copy.deepcopy(model), "exact", gap=1)
     out = run_stream(net, clip)
     assert sorted(out) == list(range(n))                           # every frame, after the flush
@@ -105,7 +105,7 @@ def test_the_causal_step_is_not_the_offline_model():
     model, p = build("tsm", "quick")
     n = model.backbone.num_segments
     clip = frames(n, p["img_size"])
-    offline = export.mmaction_scores(model, clip[None])[0]
+    offline = forward.test_step_scores(model, clip[None])[0]
     out = run_stream(online.OnlineTSM(copy.deepcopy(model), "causal"), clip)
     assert np.abs(out[n - 1] - offline).max() > 100 * online.EQUIV_TOL
 

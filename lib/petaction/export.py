@@ -23,7 +23,7 @@ from . import forward, mmcompat
 mmcompat.install_drn_standin()   # before any mmaction import (idempotent): see mmcompat
 
 OPSET = 17
-PARITY_TOL = 1e-4   # max abs class-score difference ONNX Runtime vs PyTorch (issue 8)
+PARITY_TOL = 1e-4   # max abs class-score difference ONNX Runtime vs PyTorch
 
 
 # The exported graph is the one forward every cost figure is taken on (forward.py).

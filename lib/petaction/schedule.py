@@ -10,7 +10,7 @@
                         threads (OMP_NUM_THREADS). At the quick profile's small convolutions two
                         threads barely beat one (a 3-epoch TSM: 57 s at 2 threads, 81 s at 1),
                         so on 2 cores two 1-thread trainings side by side do 1.4x the work of
-                        one 2-thread training (README, "Measured").
+                        one 2-thread training (docs/gpu.md).
 
 The same code places jobs whether the slots are real GPUs, a fake list on a CPU machine
 (tests, benchmarks/schedule.py) or a Slurm allocation (ddp: one slot, many nodes).

@@ -14,7 +14,7 @@ Classes
     A pose change (SIT, LAYDOWN, FOOTUP, ARCH) is reached within the first ~20 % of the clip
     and held, and periodic actions last the whole clip: a pose held only briefly leaves most
     sampled frames uninformative, which models trained from scratch on a few hundred clips
-    did not get past (measured; see the README's "synthetic set" notes).
+    did not get past (docs/synthetic.md, docs/learning.md).
 
 ORDER_ONLY = ("TAILING", "TAILLOW")
     A TAILLOW clip is a TAILING clip played backwards: its per-frame parameters (pose,

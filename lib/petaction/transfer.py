@@ -68,8 +68,8 @@ def compare(run_params: dict[str, dict], correct: dict[str, dict[int, np.ndarray
         cb = np.array([correct[b][s] for s in seeds], dtype=float)
         if ca.shape != cb.shape:
             raise ValueError(f"{a} and {b} were tested on different clips: re-run evaluate on one prepared split")
-        d = (cb - ca).mean(0)
-        low, high = stats.bootstrap_ci(d, n_boot=n_boot)
+        d = cb - ca   # (seeds, clips): a crossed bootstrap over clips and seeds (stats.bootstrap_ci)
+        low, high = stats.bootstrap_ci(d, n_resamples=n_boot)
         rec = (inits or {}).get(b) or {}
         rows.append({"model_a": a, "model_b": b, "init_a": run_params[a].get("init", pretrained.SCRATCH),
                      "init_b": run_params[b].get("init"), "n_seeds": len(seeds), "n_clips": ca.shape[1],
