@@ -61,6 +61,24 @@ def learnability(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def recipe_search(result: dict) -> pd.DataFrame:
+    """The exploration runs behind the quick profile: each run's settings and where it got to."""
+    import math
+    rows = []
+    for r in result["runs"]:
+        s, curve = r["spec"], r["curve"]
+        if not curve or s.get("steps", 0) < 200:   # the 30-40 step timing probes
+            continue
+        k = 6 if "emo" in r["name"] else 12
+        below = next((c["step"] for c in curve if c["train_loss_ema"] < 0.8 * math.log(k)), None)
+        rows.append({"run": r["name"], "model": s["model"], "data": s.get("data", "default"),
+                     "batch": s.get("batch", 16), "optimizer": s.get("opt", "AdamW"), "lr": s["lr"],
+                     "changes": json.dumps(s.get("mc", {}), separators=(",", ":"))[:60],
+                     "steps": curve[-1]["step"], "loss < 0.8 ln K by step": below or "never",
+                     "val top-1 at the end": pct(curve[-1]["val_top1"]), "CPU s": curve[-1]["cpu_s"]})
+    return pd.DataFrame(rows)
+
+
 def num(x, fmt: str = ".1f") -> str:
     return "n/a" if x is None or pd.isna(x) else format(x, fmt)
 
@@ -214,6 +232,7 @@ TABLES = {
     "learnability": ("benchmarks/results/learnability.json", learnability, "python benchmarks/learnability.py"),
     "learnability-seeds": ("benchmarks/results/learnability_seeds.json", learnability,
                            "python benchmarks/learnability.py --models tsn tsm --seeds 0 1 2 --out learnability_seeds"),
+    "recipe-search": ("benchmarks/results/recipe_search.json", recipe_search, "python benchmarks/recipe_search.py SPEC"),
     "loader": ("benchmarks/results/loader.json", loader, "python benchmarks/loader.py"),
     "overhead": ("benchmarks/results/overhead.json", overhead, "python benchmarks/overhead.py --repeats 4"),
     "prepare-memory": ("benchmarks/results/prepare_memory.json", prepare_memory,
