@@ -89,13 +89,15 @@ def batch(clips, train_mode):
     return model.data_preprocessor({"inputs": ins, "data_samples": ds}, training=train_mode)
 
 def evaluate(clips):
-    model.eval(); correct = 0
+    from petaction.metrics import topk
+    model.eval(); scores, labels = [], []
     with torch.no_grad():
         for i in range(0, len(clips), 32):
             b = batch(clips[i:i + 32], False)
             out = model(b["inputs"], b["data_samples"], mode="predict")
-            correct += sum(int(o.pred_score.argmax()) == int(o.gt_label) for o in out)
-    model.train(); return correct / len(clips)
+            scores += [o.pred_score.numpy() for o in out]
+            labels += [int(o.gt_label) for o in out]
+    model.train(); return topk(np.stack(scores), np.array(labels), 1)
 
 steps, B = spec["steps"], spec.get("batch", 16)
 opt_name = spec.get("opt", "AdamW")

@@ -18,6 +18,17 @@ def tiny_data(tmp_path_factory):
     return results, "tiny", Path(info["data_dir"])
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data):
+    """A trained tiny TSM run (tiny profile, seed 0) in the tiny study: infer and online tests."""
+    from petaction import params as P
+    from petaction import train
+    results, study, _ = tiny_data
+    p = P.resolve_train({"model": "tsm", "profile": "tiny", "study": study, "seed": 0, "results_dir": str(results)})
+    train.run(p)
+    return results / study / "models" / "tsm" / "seed0"
+
+
 def one_iteration(cfg):
     """A Runner for ``cfg`` cut to one training iteration (no checkpoint, no project hooks),
     trained; smoke tests then call its test()."""

@@ -116,14 +116,6 @@ def test_video_sources_refuse_bad_files_and_read_short_ones(tmp_path):
 
 # ---- with a trained tiny model ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_run(tiny_data):
-    from petaction import params as P
-    from petaction import train
-    results, study, _ = tiny_data
-    p = P.resolve_train({"model": "tsm", "profile": "tiny", "study": study, "seed": 0, "results_dir": str(results)})
-    train.run(p)
-    return results / study / "models" / "tsm" / "seed0"
 
 
 def embedded_clip(tiny_data):

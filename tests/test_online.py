@@ -154,14 +154,6 @@ def test_only_the_tsm_family_runs_online():
 
 # ---- the infer verb ------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_run(tiny_data):
-    from petaction import params as P
-    from petaction import train
-    results, study, _ = tiny_data
-    p = P.resolve_train({"model": "tsm", "profile": "tiny", "study": study, "seed": 0, "results_dir": str(results)})
-    train.run(p)
-    return results / study / "models" / "tsm" / "seed0"
 
 
 def model_frames(path, fps=5.0):

@@ -79,6 +79,14 @@ def recipe_search(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def study_time(result: dict) -> pd.DataFrame:
+    """The default study's steps as `make study` ran them, and the whole wall time."""
+    rows = [{"step": s["step"], "status": s["status"], "seconds": num(s["seconds"], ".0f")} for s in result["steps"]]
+    rows.append({"step": f"whole study ({result['cpu_jobs']} CPU slots)", "status": "",
+                 "seconds": num(result["wall_time_s"], ".0f")})
+    return pd.DataFrame(rows)
+
+
 def num(x, fmt: str = ".1f") -> str:
     return "n/a" if x is None or pd.isna(x) else format(x, fmt)
 
@@ -233,6 +241,7 @@ TABLES = {
     "learnability-seeds": ("benchmarks/results/learnability_seeds.json", learnability,
                            "python benchmarks/learnability.py --models tsn tsm --seeds 0 1 2 --out learnability_seeds"),
     "recipe-search": ("benchmarks/results/recipe_search.json", recipe_search, "python benchmarks/recipe_search.py SPEC"),
+    "study-time": ("benchmarks/results/study_default.json", study_time, "make study; python benchmarks/study_time.py"),
     "loader": ("benchmarks/results/loader.json", loader, "python benchmarks/loader.py"),
     "overhead": ("benchmarks/results/overhead.json", overhead, "python benchmarks/overhead.py --repeats 4"),
     "prepare-memory": ("benchmarks/results/prepare_memory.json", prepare_memory,

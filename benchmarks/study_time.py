@@ -1,0 +1,37 @@
+"""How long the default study took, step by step: results/<study>/study_status.json -> a committed JSON.
+
+    .venv/bin/python benchmarks/study_time.py [--study default]
+
+`make study` writes study_status.json (every step's status and seconds, the whole wall time) into
+the git-ignored results folder; this copies those figures, with the machine and commit, to
+benchmarks/results/study_<study>.json so the docs can quote them (tools/docs.py, table
+study-time). Run it right after a `make study` on a fresh results folder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from petaction import paths, provenance
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--study", default="default")
+    a = ap.parse_args()
+    status = json.loads((paths.study_dir(a.study) / "study_status.json").read_text())
+    steps = [{"step": s["step"], "status": s["status"], "seconds": s.get("seconds")} for s in status["steps"]]
+    out = RESULTS / f"study_{a.study}.json"
+    out.write_text(json.dumps({"command": "make study", "study": a.study, "wall_time_s": status["wall_time_s"],
+                               "cpu_jobs": status["config"]["cpu_jobs"], "steps": steps,
+                               "provenance": provenance.collect()}, indent=1))
+    print(f"{status['wall_time_s']:.0f} s -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
