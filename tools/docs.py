@@ -87,6 +87,15 @@ def study_time(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def online(_: dict) -> str:
+    """benchmarks/online.py's own table over every benchmarks/results/online*.json."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("online_bench", REPO / "benchmarks" / "online.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.table_markdown(sorted((REPO / "benchmarks" / "results").glob("online*.json")))
+
+
 def num(x, fmt: str = ".1f") -> str:
     return "n/a" if x is None or pd.isna(x) else format(x, fmt)
 
@@ -241,6 +250,7 @@ TABLES = {
     "learnability-seeds": ("benchmarks/results/learnability_seeds.json", learnability,
                            "python benchmarks/learnability.py --models tsn tsm --seeds 0 1 2 --out learnability_seeds"),
     "recipe-search": ("benchmarks/results/recipe_search.json", recipe_search, "python benchmarks/recipe_search.py SPEC"),
+    "online": ("benchmarks/results/online.json", online, "python benchmarks/online.py --run RUN"),
     "study-time": ("benchmarks/results/study_default.json", study_time, "make study; python benchmarks/study_time.py"),
     "loader": ("benchmarks/results/loader.json", loader, "python benchmarks/loader.py"),
     "overhead": ("benchmarks/results/overhead.json", overhead, "python benchmarks/overhead.py --repeats 4"),
@@ -272,7 +282,9 @@ def render(name: str) -> str:
     if not path.is_file():
         return f"*No result yet: run `{command}`, which writes `{source}`.*\n"
     result = json.loads(path.read_text())
-    return build(result).to_markdown(index=False) + "\n\n" + source_line(path, result, command) + "\n"
+    table = build(result)
+    table = table if isinstance(table, str) else table.to_markdown(index=False)
+    return table + "\n\n" + source_line(path, result, command) + "\n"
 
 
 def rewrite(text: str) -> str:
