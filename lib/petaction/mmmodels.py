@@ -38,37 +38,32 @@ class ResNeXtLastStage(BaseModule):
         return self.resnext(x)[-1]
 
 
-
 class SmallInputResNet:
-    """Width and stem knobs for mmaction2's 2D ResNet (TSN) and ResNetTSM, which hard-code both:
-    64 channels at the stem and 64 x 2^i in stage i (``ResNet.__init__``), and a 7x7 stride-2
-    convolution plus a stride-2 max-pool (``_make_stem_layer``).
+    """A width knob for mmaction2's 2D ResNet (TSN) and ResNetTSM, which hard-code 64 channels at
+    the stem and 64 x 2^i in stage i (``ResNet.__init__``, ``_make_stem_layer``).
 
     ``base_channels``: channels of the stem and of stage 1 (doubling per stage, as the zoo's);
     at 32 px frames a half-width ResNet-18 costs a quarter of the CPU per step, so the same CPU
-    budget buys four times the optimizer steps. ``stem``: ``"zoo"`` keeps the 7x7 stride-2
-    convolution and the max-pool; ``"3x3"`` is a 3x3 stride-1 convolution followed by the
-    max-pool (the stages then see 16x16 instead of 8x8 at 32 px).
+    budget buys four times the optimizer steps. The stem keeps the zoo's 7x7 stride-2
+    convolution and stride-2 max-pool.
 
     The residual stages are mmaction2's own (``make_res_layer``), rebuilt at the requested width
     after the parent's constructor; ResNetTSM's temporal shift (``init_structure``) is applied
     again to the rebuilt stages.
     """
 
-    def __init__(self, *args, base_channels: int = 64, stem: str = "zoo", **kwargs):
-        if stem not in ("zoo", "3x3"):
-            raise ValueError(f"stem must be 'zoo' or '3x3' (got {stem!r})")
-        self._base, self._stem = base_channels, stem
+    def __init__(self, *args, base_channels: int = 64, **kwargs):
+        self._base = base_channels
         super().__init__(*args, **kwargs)
-        if base_channels != 64 or stem != "zoo":
+        if base_channels != 64:
             self._rebuild()
 
     def _make_stem_layer(self) -> None:
+        """The parent's stem (7x7 stride-2 convolution, stride-2 max-pool) at the requested width,
+        built once (building it twice would draw the initial weights from another random state)."""
         from mmcv.cnn import ConvModule
         from torch import nn
-        big = getattr(self, "_stem", "zoo") == "zoo"
-        self.conv1 = ConvModule(self.in_channels, getattr(self, "_base", 64), kernel_size=7 if big else 3,
-                                stride=2 if big else 1, padding=3 if big else 1, bias=False,
+        self.conv1 = ConvModule(self.in_channels, self._base, kernel_size=7, stride=2, padding=3, bias=False,
                                 conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
