@@ -163,9 +163,15 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "realtime.md"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def localiser(r: dict) -> str:
+    """The localiser column: which boxes, and how often the localiser ran."""
+    what = "detector" if r["localiser"].startswith("pet detector") else "whole frame"
+    return what + (f" every {r['detect_every']} frames" if what == "detector" and r.get("detect_every", 1) > 1 else "")
+
+
 def table_markdown(paths: list[Path]) -> str:
     """The docs' table: one row per variant of every benchmarks/results/online*.json."""
-    lines = ["| JSON | run | backend, torch threads | variant | predictions/s | latency median / p90 (ms) | delay (s) | "
+    lines = ["| JSON | run | backend, torch threads, localiser | variant | predictions/s | latency median / p90 (ms) | delay (s) | "
              "top-1 agreement with windowed | decode / localise / recognise share | long stream, est. (/s) | target |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for f in paths:
@@ -183,7 +189,7 @@ def table_markdown(paths: list[Path]) -> str:
                 if "long_stream_met" in v:
                     target += "; long stream: " + ("met" if v["long_stream_met"] else "not met")
             lines.append(
-                f"| `{f.relative_to(RESULTS.parent.parent)}` | {what} | {r['backend']}, {r['threads']} thread(s) | {name} | "
+                f"| `{f.relative_to(RESULTS.parent.parent)}` | {what} | {r['backend']}, {r['threads']} thread(s), {localiser(r)} | {name} | "
                 f"{s['predictions_per_s']:.1f} | {s['latency_ms_median']:.1f} / {s['latency_ms_p90']:.1f} | "
                 f"{s.get('delay_s', '')} | {ag.get('top1_agreement', '')} | "
                 f"{sh['decode']:.0%} / {sh['localise']:.0%} / {sh['recognise']:.0%} | "
