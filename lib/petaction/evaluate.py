@@ -11,8 +11,8 @@ by the fold that held it out), folds.csv (one row per model, seed and fold), per
 confusion_<model>.csv, confusions.csv (the best model's commonest mistakes, each with its
 most confident example clip), failed.csv (runs that did not finish, with their error), PNG
 figures, and the decisions: decisions.json (best and recommended model, chosen on
-validation; every claim with its test and Holm-corrected p-value) and claims.csv (the same
-claims as a table). The report renders decisions.json and decides nothing itself.
+validation; every claim with its test and Holm-corrected p-value), claims.csv (the same
+claims as a table) and transfer.csv (runs that differ only in init, paired: transfer.py). The report renders decisions.json and decides nothing itself.
 
 Selection uses the validation split only (each run's val_scores.npz: the selected
 checkpoint's per-clip validation scores; log.csv's best validation top-1 where a run has
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, diagnose, explore, figures, metrics, paths, stats
+from . import cost, diagnose, explore, figures, metrics, paths, stats, transfer
 
 COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom",
                 "cpu_throughput_cps", "peak_mem_mb"]
@@ -220,6 +220,8 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     (out / "decisions.json").write_text(json.dumps(decisions, indent=1, default=plain))
     claims = pd.DataFrame(decisions["claims"])
     claims.to_csv(out / "claims.csv", index=False)
+    transfer_df = transfer.compare(run_params, test.correct, transfer.records(first_seed), decisions["claims"])
+    transfer_df.to_csv(out / "transfer.csv", index=False)   # the columns alone when no two runs differ in init
     (out / "paired_tests.csv").unlink(missing_ok=True)   # an earlier evaluation's uncorrected table
     summary.to_csv(out / "summary.csv", index=False)
     summary.to_json(out / "summary.json", orient="records", indent=1)
@@ -249,7 +251,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
         (out / "confusion_gallery.png").unlink(missing_ok=True)
     return {"summary": summary, "runs": runs_df, "folds": pd.DataFrame(fold_rows), "paired": claims,
             "claims": claims, "decisions": decisions, "failed": pd.DataFrame(failed), "per_class": per_class_df,
-            "diagnosis": diagnosis, "cost": cost_df, "best": best, "figures": figs, "dir": out}
+            "diagnosis": diagnosis, "cost": cost_df, "transfer": transfer_df, "best": best, "figures": figs, "dir": out}
 
 
 def plain(x):
@@ -369,6 +371,8 @@ def decide(summary: pd.DataFrame, test: Scored, val: Scored, class_names: list[s
         claims.append(pair_claim("leader", ranking[0], ranking[1], test))
     for a, b in balance_pairs({m: p for m, p in run_params.items() if m in ranking}):
         claims.append(pair_claim("balance", a, b, test))
+    for a, b in transfer.pairs({m: p for m, p in run_params.items() if m in ranking}):
+        claims.append(pair_claim("init", a, b, test))   # transfer.csv reads its corrected p-value
     oo_val = summary.dropna(subset=["val_top1_order_only"])
     oo_leader = None
     if order_only and oo_mask.any() and len(oo_val) and len(ranking) > 1:
@@ -398,6 +402,7 @@ def family_text(claims: list[dict]) -> str:
     kinds = {"baseline": "each model against the majority baseline",
              "leader": "the validation leader against the runner-up",
              "balance": "each class-balanced model against its plain twin",
+             "init": "each model against its twin that started from other weights (init)",
              "order_only": "the order-only leader (chosen on validation) against each other model on the order-only test clips"}
     n = {k: sum(c["kind"] == k for c in claims) for k in kinds}
     return "; ".join(f"{kinds[k]} ({n[k]})" for k in kinds if n[k])

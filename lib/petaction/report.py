@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from . import paths
+from . import paths, pretrained, transfer
 
 MAX_COLUMNS = 7   # a wider table is split (the model column repeated) so it fits the page
 
@@ -57,7 +57,7 @@ def load(study: str = "default", results_dir=None, target: str = "action") -> di
     if not (ev / "decisions.json").is_file():
         raise FileNotFoundError(f"{ev / 'decisions.json'} is missing: run the evaluation again "
                                 f"(papermill notebooks/evaluate.ipynb out.ipynb -p study {study})")
-    r = {"study": study, "target": target, "root": root, "data": data, "eval": ev,
+    r = {"study": study, "target": target, "root": root, "data": data, "eval": ev, "results_dir": results_dir,
          "prepare": json.loads((data / "prepare.json").read_text()),
          "classes": json.loads((data / "classes.json").read_text()),
          "counts": pd.read_csv(data / "summary.csv"),
@@ -69,10 +69,12 @@ def load(study: str = "default", results_dir=None, target: str = "action") -> di
     r["diagnosis"] = pd.read_csv(ev / "diagnosis.csv") if (ev / "diagnosis.csv").is_file() else pd.DataFrame()
     r["cost"] = json.loads((ev / "cost.json").read_text()) if (ev / "cost.json").is_file() else None
     r["detector"] = json.loads((ev / "detector.json").read_text()) if (ev / "detector.json").is_file() else None
-    r["run_params"], r["run_config"], r["run_provenance"] = {}, {}, {}
+    r["transfer"] = pd.read_csv(ev / "transfer.csv") if (ev / "transfer.csv").is_file() else None
+    r["run_params"], r["run_config"], r["run_provenance"], r["init"] = {}, {}, {}, {}
     for row in r["runs"].itertuples():   # with folds: fold 1's run stands for the others (same settings)
         run = root / "models" / row.model / paths.run_name(row.seed, 1 if folds(r) else 0)
         r["run_params"][row.model] = json.loads((run / "params.json").read_text())
+        r["init"].setdefault(row.model, pretrained.load_report(run))
         r["run_config"].setdefault(row.model, run_config(run))
         r["run_provenance"][(row.model, row.seed)] = json.loads((run / "provenance.json").read_text())
     return r
@@ -187,7 +189,7 @@ def abstract(r: dict) -> str:
     best = d["best"]
     source = "the embedded synthetic set in the AI-Hub format" if not p["params"]["data_root"] else \
         f"the AI-Hub data at `{p['params']['data_root']}`"
-    text = (f"We train {len(s)} mmaction2 video recognisers from scratch on {source} "
+    text = (f"We train {len(s)} mmaction2 video recognisers ({inits_short(r)}) on {source} "
             f"({counts_line(r)}) and compare them {test_set(r)}. ")
     chosen = "validation top-1" if d["selection"] == "validation" else "test top-1 (no validation scores were saved)"
     text += (f"Selected by {chosen}, {best} reaches test top-1 {pct(s.loc[best, 'top1'])} and mean class "
@@ -285,14 +287,15 @@ def methods(r: dict) -> str:
         inp = (f"{p['num_segments']} segments" if p["sampling"] == "segments"
                else f"{p['clip_len']} frames x{p['frame_interval']}") + f", {p['img_size']} px"
         rows.append({"Model": model, "Recognizer": m["type"], "Backbone": f"{bb['type']}{depth}", "Input": inp,
-                     "Epochs": p["epochs"], "lr": p["lr"], "Batch": p["batch_size"]})
+                     "Init": p.get("init", pretrained.SCRATCH), "Epochs": p["epochs"], "lr": p["lr"],
+                     "Batch": p["batch_size"]})
     lines = [md_table(pd.DataFrame(rows)), ""]
     prov = next(iter(r["run_provenance"].values()))
     hw, v = prov["hardware"], prov["versions"]
     gpu = ", ".join(hw["gpus"]) or "no GPU"
     balance = sorted({q["class_balance"] for q in r_params(r)})
-    lines.append(f"All models train from scratch (no pretrained weights) with mmengine's Runner "
-                 f"(class balancing: {', '.join(balance)}) and keep the checkpoint with the best validation "
+    lines.append(f"{init_text(r)} Every model trains with mmengine's Runner "
+                 f"(class balancing: {', '.join(balance)}) and keeps the checkpoint with the best validation "
                  f"top-1. {schedules(r)} "
                  f"Hardware: {hw['cpu']} ({hw['cpu_count']} CPUs; training on {hw['torch_threads']} torch "
                  f"thread(s) per run), {gpu}. "
@@ -303,6 +306,78 @@ def methods(r: dict) -> str:
     if subset:
         lines.append(subset)
     return "\n".join(lines)
+
+
+def inits_short(r: dict) -> str:
+    """'from scratch', or e.g. '2 from scratch, 1 from the study's action run', for the abstract."""
+    words = [transfer.init_words(r["run_params"][m].get("init", pretrained.SCRATCH)) for m in r["summary"]["model"]]
+    groups = {w: words.count(w) for w in dict.fromkeys(words)}
+    if len(groups) == 1:
+        return "all " + next(iter(groups))
+    return ", ".join(f"{n} {w}" for w, n in groups.items())
+
+
+def loaded_text(rec: dict | None) -> str:
+    """What an init loaded, from the run's init.json (pretrained.load_report)."""
+    if rec is None:
+        return "its init record (init.json) is missing or from another init: what loaded is unknown"
+    head = "the classifier head re-initialised" if rec["head_reinitialised"] else "the classifier head loaded too"
+    text = (f"{rec['loaded']} of its {rec['loaded'] + rec['missing']} tensors loaded from {rec['source']}, "
+            f"{rec['missing']} kept fresh, {rec['unexpected']} of the checkpoint's not used; {head}")
+    ft = rec.get("finetune") or {}
+    if ft:
+        text += "; fine-tuning settings " + ", ".join(f"{k} {v}" for k, v in ft.items())
+    return text
+
+
+def init_text(r: dict) -> str:
+    """Where each run's first weights came from (params.json's init, init.json's counts)."""
+    scratch, loaded = [], []
+    for m in r["summary"]["model"]:
+        init = r["run_params"][m].get("init", pretrained.SCRATCH)
+        if pretrained.parse(init).kind == pretrained.SCRATCH:
+            scratch.append(m)
+        else:
+            loaded.append(f"{m} starts {transfer.init_words(init)} (init `{init}`: {loaded_text(r['init'].get(m))})")
+    if not loaded:
+        return "All models train from scratch (mmaction2's own initialisation, no pretrained weights)."
+    out = [f"{', '.join(scratch)} train{'s' if len(scratch) == 1 else ''} from scratch (mmaction2's own "
+           "initialisation)."] if scratch else []
+    return " ".join(out + [x + "." for x in loaded])
+
+
+def transfer_section(r: dict) -> list[tuple[str, str]]:
+    """The paired comparison of runs that differ only in init (evaluation/transfer.csv), as its own
+    section; nothing when the target has no such pair."""
+    t = r.get("transfer")
+    if t is None or not len(t):
+        return []
+    title = ("behaviour -> emotion transfer" if r["target"] == "emotion" and any(transfer.is_transfer(x)
+             for _, x in t.iterrows()) else "starting from learned weights")
+    where = f"results/{r['study']}/{'' if r['target'] == 'action' else r['target'] + '/'}evaluation/transfer.csv"
+    return [("md", f"## {r['target'].capitalize()}: {title}"),
+            ("md", f"Runs that differ only in where their weights started, on the same test clips (`{where}`); "
+                   "each test is in the report's Holm family:"),
+            ("md", transfer.section(t, r["target"], decisions(r)["alpha"])),
+            *[("md", x) for x in [source_budgets(r, t)] if x]]
+
+
+def source_budgets(r: dict, t: pd.DataFrame) -> str:
+    """Equal footing: a run started from another run of the study trained on top of that run's
+    budget (its metrics.json), which the pair's comparison should not hide."""
+    s, out = r["summary"].set_index("model"), []
+    for row in t.itertuples():
+        p = r["run_params"][row.model_b]
+        src = pretrained.source_run({**p, "results_dir": str(r["results_dir"] or "")})
+        if src is None or not (src / "metrics.json").is_file():
+            continue
+        m = json.loads((src / "metrics.json").read_text())
+        out.append(f"{row.model_b} trained {num(s.loc[row.model_b].get('train_steps'))} optimizer steps on "
+                   f"{r['target']} after the {num(m.get('train_steps'))} its backbone had trained on "
+                   f"{pretrained.parse(p['init']).target} ({m['model']} seed {m['seed']}); {row.model_a} trained "
+                   f"{num(s.loc[row.model_a].get('train_steps'))} from scratch, so the transferred model has had "
+                   "more training in all.")
+    return " ".join(out)
 
 
 def statistics_text(r: dict) -> str:
@@ -658,6 +733,7 @@ def sections(r: dict) -> list[tuple[str, str]]:
         ("md", confusions_text(r)),
         *([("img", str(r["eval"] / "confusion_gallery.png"))] if (r["eval"] / "confusion_gallery.png").is_file() else []),
         ("md", f"## {t}: class imbalance"), ("md", balance_comparison(r)),
+        *transfer_section(r),
         ("md", f"## {t}: compute cost and the real-time verdict"),
         ("md", cost_table(r["summary"], r["cost"]) if r["cost"] else "No cost measurements."),
         ("md", detector_text(r)),
