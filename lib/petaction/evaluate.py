@@ -468,7 +468,8 @@ def recommend(summary: pd.DataFrame, val: Scored, learned_val: dict, learned_tes
 
 def detector_cost(study: str, results_dir, out: Path) -> dict | None:
     """The study's pet detector (notebooks/detector.ipynb, trained on the action target's frames):
-    its test box AP from its metrics.json and its latency timed again now, beside the models;
+    its test box AP and how its checkpoint was chosen (on validation) from its metrics.json, and its
+    latency timed again now, beside the models;
     written to evaluation/detector.json. None when the study has no trained detector."""
     from . import detector
     det_dir = detector.out_dir(study, "action", results_dir)
@@ -477,6 +478,7 @@ def detector_cost(study: str, results_dir, out: Path) -> dict | None:
         return None
     trained = json.loads((det_dir / "metrics.json").read_text())
     det = {k: trained[k] for k in ("detector", "box_ap", "box_ap50", "box_ap75", "n_images", "img_size")}
+    det["selection"] = trained.get("selection")   # None: a detector run from before it was recorded
     det.update(detector.measure(det_dir), source=str(det_dir / "metrics.json"))
     (out / "detector.json").write_text(json.dumps(det, indent=1))
     return det

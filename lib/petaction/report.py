@@ -568,12 +568,23 @@ def detector_text(r: dict) -> str:
             f"trained from scratch on the whole frames' boxes, {d['img_size']} px) finds it with test box AP "
             f"{d['box_ap']:.3f} (AP50 {d['box_ap50']:.3f}, AP75 {d['box_ap75']:.3f}; COCO metric on "
             f"{d['n_images']['test']} test frames) in {d['cpu_latency_ms']:.1f} ms (p90 {d['cpu_latency_p90_ms']:.1f} ms) "
-            "per frame. A recogniser here was trained on frames each cropped to its own box, so every "
-            "frame it sees needs a detection")
+            f"per frame. {detector_selection(d)} A recogniser here was trained on frames each cropped to its own box, "
+            "so every frame it sees needs a detection")
     if has_fast_rcnn(r):
         text += "; fast_rcnn needs one, its key frame's RoI"
     return text + (". The end-to-end columns add those detections to the model's latency; the real-time "
                    "verdict, the Pareto front and the recommendation use them. " + accuracy_source(r))
+
+
+def detector_selection(d: dict) -> str:
+    """How the detector's tested weights were chosen (its metrics.json's selection, via detector.json)."""
+    sel = d.get("selection")
+    if not sel:
+        return ("Which of its epochs was kept is not recorded (a detector run from before it was): train the "
+                "detector again for a checkpoint chosen on validation.")
+    split = {"val": "validation"}.get(sel["split"], sel["split"])
+    return (f"Its weights are those of the epoch with the best {split} box AP ({sel['metric']}: epoch "
+            f"{sel['best_epoch']} of {sel['epochs']}, {split} AP {sel['val_box_ap']:.3f}), tested once on the test frames.")
 
 
 def accuracy_source(r: dict) -> str:
