@@ -12,7 +12,9 @@ confusion_<model>.csv, confusions.csv (the best model's commonest mistakes, each
 most confident example clip), failed.csv (runs that did not finish, with their error), PNG
 figures, and the decisions: decisions.json (best and recommended model, chosen on
 validation; every claim with its test and Holm-corrected p-value), claims.csv (the same
-claims as a table) and transfer.csv (runs that differ only in init, paired: transfer.py). The report renders decisions.json and decides nothing itself.
+claims as a table), transfer.csv (runs that differ only in init, paired: transfer.py) and
+e2e.csv (the recommended model's test top-1 with the pet detector's boxes instead of the
+labelled ones, paired: e2e.py). The report renders decisions.json and decides nothing itself.
 
 Selection uses the validation split only (each run's val_scores.npz: the selected
 checkpoint's per-clip validation scores; log.csv's best validation top-1 where a run has
@@ -162,7 +164,10 @@ def n_folds(root: Path) -> int:
 
 
 def evaluate(study: str = "default", target: str = "action", results_dir=None, models: list | None = None,
-             update_hz: float = 1.0, cost_repeats: int = 15, margin: float = MARGIN, alpha: float = ALPHA) -> dict:
+             update_hz: float = 1.0, cost_repeats: int = 15, margin: float = MARGIN, alpha: float = ALPHA,
+             e2e_models="recommended") -> dict:
+    """``e2e_models``: whose test accuracy is measured again on the detector's boxes (end_to_end):
+    "recommended", "all", a list of models, or "none"."""
     root = paths.target_dir(study, target, results_dir)
     meta = json.loads((root / "data" / "classes.json").read_text())
     class_names, order_only = meta["classes"], [meta["classes"].index(c) for c in meta["order_only"]]
@@ -217,6 +222,8 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
                   if (r / "params.json").is_file()}
     decisions = decide(summary, test, val, class_names, meta["order_only"], run_params, margin, alpha)
     decisions["detector"] = det is not None
+    e2e_df = end_to_end(study, target, results_dir, decisions, first_seed, run_params, e2e_models, k)
+    e2e_df.to_csv(out / "e2e.csv", index=False)
     (out / "decisions.json").write_text(json.dumps(decisions, indent=1, default=plain))
     claims = pd.DataFrame(decisions["claims"])
     claims.to_csv(out / "claims.csv", index=False)
@@ -251,7 +258,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
         (out / "confusion_gallery.png").unlink(missing_ok=True)
     return {"summary": summary, "runs": runs_df, "folds": pd.DataFrame(fold_rows), "paired": claims,
             "claims": claims, "decisions": decisions, "failed": pd.DataFrame(failed), "per_class": per_class_df,
-            "diagnosis": diagnosis, "cost": cost_df, "transfer": transfer_df, "best": best, "figures": figs, "dir": out}
+            "diagnosis": diagnosis, "cost": cost_df, "transfer": transfer_df, "e2e": e2e_df, "best": best, "figures": figs, "dir": out}
 
 
 def plain(x):
@@ -482,6 +489,50 @@ def detector_cost(study: str, results_dir, out: Path) -> dict | None:
     det.update(detector.measure(det_dir), source=str(det_dir / "metrics.json"))
     (out / "detector.json").write_text(json.dumps(det, indent=1))
     return det
+
+
+def e2e_choice(which, decisions: dict) -> list[str]:
+    """The models whose accuracy end_to_end measures on the detector's boxes."""
+    if which in (None, "none", [], ()):
+        return []
+    if which == "all":
+        return list(decisions["ranking"])
+    if which == "recommended":
+        rec = decisions["recommendation"]
+        chosen = rec["model"] or rec.get("pick") or decisions["best"]   # none recommended: the pick, else the best
+        return [chosen]
+    return [m for m in which if m in decisions["ranking"]]
+
+
+def end_to_end(study: str, target: str, results_dir, decisions: dict, first_seed: dict, run_params: dict,
+               which, k: int) -> pd.DataFrame:
+    """e2e.csv: the chosen models' test top-1 with the study's pet detector's boxes (e2e.py) beside
+    their labelled-box top-1 on the same clips (their first seed), paired; decisions["e2e"] says
+    what was measured and what not, and why; the recommendation's row is repeated in it."""
+    from . import detection, detector, e2e
+    models = e2e_choice(which, decisions)
+    info = {"models": models, "skipped": {}, "rows": []}
+    decisions["e2e"], decisions["recommendation"]["e2e"] = info, None
+    det_dir = detector.out_dir(study, "action", results_dir)
+    root = paths.target_dir(study, target, results_dir)
+    cropped = json.loads((root / "data" / "prepare.json").read_text())["params"]["crop"]
+    why = ("no pet detector was trained" if not decisions["detector"] else
+           "k-fold cross-validation (each clip's model is its fold's)" if k else
+           None if cropped else "the study trains on whole frames (crop: false): no box to detect")
+    rows = []
+    for m in models:
+        reason = why or ("fast_rcnn takes whole frames and a key-frame RoI" if detection.is_fast_rcnn(run_params.get(m, {}))
+                         else None)
+        if reason:
+            info["skipped"][m] = reason
+            continue
+        run = first_seed[m]
+        cache = e2e.detected_cache(root, det_dir)
+        rows.append(e2e.compare(m, paths.parse_run(run)[0], load_scores(run), e2e.score(run, cache), cache))
+    info["rows"] = rows
+    rec = decisions["recommendation"]["model"]
+    decisions["recommendation"]["e2e"] = next((r for r in rows if r["model"] == rec), None)
+    return pd.DataFrame(rows, columns=e2e.COLUMNS)
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:

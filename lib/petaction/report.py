@@ -587,11 +587,46 @@ def detector_selection(d: dict) -> str:
             f"{sel['best_epoch']} of {sel['epochs']}, {split} AP {sel['val_box_ap']:.3f}), tested once on the test frames.")
 
 
+def e2e_info(r: dict) -> dict:
+    """decisions.json's record of the accuracy measured with the detector's boxes (evaluate.end_to_end)."""
+    return decisions(r).get("e2e") or {"models": [], "skipped": {}, "rows": []}
+
+
 def accuracy_source(r: dict) -> str:
-    """Where the accuracy and the cost come from (they describe different pipelines here)."""
-    return ("Note that every accuracy in this report was measured on the labelled (ground-truth) pet boxes, "
-            "while the end-to-end cost includes the detector: the accuracy of the deployed pipeline, "
-            "with the detector's own boxes, may be lower.")
+    """Where the accuracy and the cost come from (labelled boxes against a cost with the detector)."""
+    text = ("Every accuracy in the tables was measured on the labelled (ground-truth) pet boxes, while the "
+            "end-to-end cost includes the detector")
+    if e2e_info(r)["rows"]:
+        return text + ": the recommendation below also gives the accuracy with the detector's own boxes."
+    return text + (": no model's accuracy was measured with the detector's boxes, so the deployed pipeline's "
+                   "accuracy may be lower than these.")
+
+
+def e2e_row_text(x: dict) -> str:
+    return (f"{x['model']} reaches {pct(x['top1_detector'])} top-1 on the same {x['n_clips']} test clips against "
+            f"{pct(x['top1_labelled'])} on the labelled boxes (seed {x['seed']}): a paired difference of "
+            f"{pts(x['diff'])} points (95% bootstrap interval {pts(x['diff_ci_low'])} to {pts(x['diff_ci_high'])}; "
+            f"{x['test']} {p_text(x['p_value'])})")
+
+
+def e2e_text(r: dict, model: str | None) -> str:
+    """The accuracy of the deployed pipeline (evaluation/e2e.csv): the test clips cut around the
+    detector's boxes and scored by the same model; said for the recommended model first."""
+    info = e2e_info(r)
+    rows = sorted(info["rows"], key=lambda x: x["model"] != model)
+    out = []
+    if rows:
+        first = rows[0]
+        out.append(f"With the pet detector's boxes instead of the labelled ones (`evaluation/e2e.csv`), "
+                   + e2e_row_text(first) + ". The detector's boxes overlap the labelled ones with mean IoU "
+                   f"{first['mean_iou']:.2f} ({pct(first['frames_iou50'])} of the test frames at IoU 0.5 or more"
+                   + (f"; {first['frames_no_box']} frames before its first box, seen whole" if first["frames_no_box"] else "")
+                   + ")." + (" This accuracy and the verdict's cost describe the same pipeline." if first["model"] == model else ""))
+        out += [e2e_row_text(x) + "." for x in rows[1:]]
+        out.append("These paired differences describe one model's pipeline each and are not in the Holm family.")
+    for m, why in info["skipped"].items():
+        out.append(f"{m}'s accuracy with the detector's boxes was not measured: {why}.")
+    return " ".join(out)
 
 
 def recommendation(r: dict) -> str:
@@ -610,8 +645,6 @@ def recommendation(r: dict) -> str:
     front = pareto_front(s, x=lat)
     out.append("The test accuracy-latency Pareto front, fastest first: " + " → ".join(
         f"{m} ({pct(by.loc[m, 'top1'])}, {by.loc[m, lat]:.0f} ms)" for m in front) + ".")
-    if e2e:
-        out.append(accuracy_source(r))
     margin = f"{100 * rec['margin']:g} points"
     reason = rec["reason"]
     if reason == "none_keep_up":
@@ -646,7 +679,9 @@ def recommendation(r: dict) -> str:
         note = budget_note(r, [x for x in dict.fromkeys([m, pick] + [x["model"] for x in rec["candidates"]])])
         if note:
             out.append(note.strip())
-    return " ".join(out)
+    if e2e:
+        out.append(e2e_text(r, rec["model"]) or accuracy_source(r))
+    return " ".join(t for t in out if t)
 
 
 def confusions_text(r: dict) -> str:
