@@ -527,8 +527,11 @@ def end_to_end(study: str, target: str, results_dir, decisions: dict, first_seed
             info["skipped"][m] = reason
             continue
         run = first_seed[m]
-        cache = e2e.detected_cache(root, det_dir)
-        rows.append(e2e.compare(m, paths.parse_run(run)[0], load_scores(run), e2e.score(run, cache), cache))
+        try:
+            cache = e2e.detected_cache(root, det_dir)
+            rows.append(e2e.compare(m, paths.parse_run(run)[0], load_scores(run), e2e.score(run, cache), cache))
+        except (OSError, RuntimeError, ValueError) as err:   # e.g. the source frames moved: said, not fatal
+            info["skipped"][m] = f"it failed ({type(err).__name__}: {err})"
     info["rows"] = rows
     rec = decisions["recommendation"]["model"]
     decisions["recommendation"]["e2e"] = next((r for r in rows if r["model"] == rec), None)
