@@ -61,10 +61,9 @@ def detector_key(det_dir: Path) -> str:
 
 def boxes(det_dir: Path, clips: list[dict]) -> tuple[str, dict[str, list]]:
     """(the detector's name, {clip: [[frame number, x, y, w, h] or [frame number] where no box
-    yet]}): the detector on
-    each frame with infer's semantics (the top box above its score threshold; a frame without
-    one keeps the previous frame's box). Cached per detector checkpoint in det_dir/boxes.json,
-    so the targets of a study detect each clip once."""
+    yet]}): the detector on each frame with infer's semantics (the top box above its score
+    threshold; a frame without one keeps the previous frame's box). Cached per detector
+    checkpoint in det_dir/boxes.json, so the targets of a study detect each clip once."""
     from . import infer, video
     det_dir = Path(det_dir)
     key, path = detector_key(det_dir), det_dir / BOXES
