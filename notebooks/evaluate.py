@@ -28,6 +28,7 @@ models = []
 update_hz = 1.0       # real-time target: predictions per second a model must keep up with
 cost_repeats = 15     # timed CPU forward passes per model (after 3 warm-up passes)
 margin = 0.02         # non-inferiority margin (top-1, on validation) for recommending a faster model
+e2e_models = "recommended"   # test top-1 with the pet detector's boxes: "recommended", "all", [models] or "none"
 
 # %%
 from IPython.display import display
@@ -35,7 +36,8 @@ from petaction import evaluate, params
 
 P = params.from_notebook(globals(), "evaluate")
 E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["models"] or None,
-                      update_hz=P["update_hz"], cost_repeats=P["cost_repeats"], margin=P["margin"])
+                      update_hz=P["update_hz"], cost_repeats=P["cost_repeats"], margin=P["margin"],
+                      e2e_models=P["e2e_models"])
 display(E["summary"])
 D = E["decisions"]
 print(f"selected on {D['selection']}: best {D['best']}, recommended {D['recommendation']['model']} "
@@ -62,6 +64,14 @@ display(E["figures"]["pareto"])
 
 # %%
 display(E["claims"])
+
+# %% [markdown]
+# ## Runs that differ only in init, paired (`evaluation/transfer.csv`), and the accuracy with the
+# pet detector's boxes instead of the labelled ones (`evaluation/e2e.csv`)
+
+# %%
+display(E["transfer"] if len(E["transfer"]) else "no two models differ only in init")
+display(E["e2e"] if len(E["e2e"]) else D["e2e"])
 
 # %% [markdown]
 # ## Runs that failed

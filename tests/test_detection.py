@@ -111,15 +111,39 @@ def test_detector_one_iteration_box_ap_and_latency(tiny_data, tmp_path):
     assert lat["cpu_latency_ms"] > 0 and lat["cpu_latency_p90_ms"] >= lat["cpu_latency_ms"]
 
 
+def test_detector_keeps_the_epoch_of_best_validation_ap(tmp_path):
+    """The selection record is read from mmengine's logged validation scalars; a kept checkpoint
+    that is not the first epoch of best validation AP is refused, not reported as chosen on it."""
+    from petaction import detector
+    lines = [{"loss": 1.0, "step": 10}, {"coco/bbox_mAP": 0.3, "coco/bbox_mAP_50": 0.8, "step": 1},
+             {"coco/bbox_mAP": 0.5, "coco/bbox_mAP_50": 0.9, "step": 2},
+             {"coco/bbox_mAP": 0.5, "coco/bbox_mAP_50": 0.95, "step": 3}, {"coco/bbox_mAP": 0.4, "step": 4}]
+    scalars = tmp_path / "scalars.json"
+    scalars.write_text("\n".join(json.dumps(x) for x in lines))
+    curve = detector.val_curve(scalars)
+    assert [c["epoch"] for c in curve] == [1, 2, 3, 4] and curve[1]["box_ap50"] == 0.9
+    sel = detector.selection(curve, tmp_path / "best_coco_bbox_mAP_epoch_2.pth", 4)
+    assert (sel["best_epoch"], sel["val_box_ap"], sel["epochs"], sel["split"]) == (2, 0.5, 4, "val")
+    for wrong in (3, 4):   # a later tie or the last epoch is not what save_best keeps
+        with pytest.raises(RuntimeError, match="not the epoch of best validation box AP"):
+            detector.selection(curve, tmp_path / f"best_coco_bbox_mAP_epoch_{wrong}.pth", 4)
+    with pytest.raises(RuntimeError, match="no validation box AP"):
+        detector.selection([], tmp_path / "best_coco_bbox_mAP_epoch_1.pth", 1)
+
+
 @pytest.mark.slow
 def test_detector_run_writes_metrics_and_remeasures(tiny_data):
     from petaction import detector
     results, study, _ = tiny_data
     out = detector.out_dir(study, "action", str(results))
     try:
-        m = detector.run(study=study, profile="tiny", results_dir=str(results))
+        m = detector.run(study=study, profile="tiny", results_dir=str(results), epochs=2)
         saved = json.loads((out / "metrics.json").read_text())
         assert saved["box_ap"] == m["box_ap"] and saved["n_images"]["test"] > 0 and saved["img_size"] == 32
+        sel = saved["selection"]                        # chosen on validation, over both epochs
+        assert [c["epoch"] for c in sel["val_curve"]] == [1, 2] and sel["epochs"] == 2
+        best = max(sel["val_curve"], key=lambda c: c["box_ap"])
+        assert saved["best_checkpoint"] == f"best_coco_bbox_mAP_epoch_{best['epoch']}.pth" == f"best_coco_bbox_mAP_epoch_{sel['best_epoch']}.pth"
         again = detector.measure(out)                   # evaluate's path: rebuilt from config.py + best checkpoint
         assert again["cpu_latency_ms"] > 0 and again["params_m"] == pytest.approx(saved["params_m"])
     finally:   # the tiny study is shared: a detector left there would change what infer's tests localise with

@@ -255,6 +255,10 @@ def test_detector_text_names_only_models_the_study_holds():
     r["run_params"]["fast_rcnn"] = {"model_cfg": {"type": "FastRCNN"}}
     assert "fast_rcnn needs one" in report.detector_text(r)
     assert "No pet detector" in report.detector_text({"detector": None})
+    assert "Which of its epochs was kept is not recorded" in report.detector_text(r)
+    det["selection"] = {"metric": "coco/bbox_mAP", "split": "val", "epochs": 5, "best_epoch": 3, "val_box_ap": 0.4567}
+    assert ("Its weights are those of the epoch with the best validation box AP (coco/bbox_mAP: epoch 3 of 5, "
+            "validation AP 0.457), tested once on the test frames.") in report.detector_text(r)
 
 
 def test_curve_verdicts():

@@ -26,13 +26,15 @@ from . import mmconfig, paths
 from .params import deep_merge
 
 METRICS_DOC = """metrics.json: {detector, profile, img_size, box_ap, box_ap50, box_ap75 (COCO box AP on
-the test split, 0..1), n_images {train, val, test}, best_checkpoint, train_time_s, wall_time_s,
-cpu_latency_ms, cpu_latency_p90_ms (one frame, batch 1, after warm-up), repeats, warmup,
-torch_threads, params_m, data_dir}"""
+the test split, 0..1, of the selected checkpoint), n_images {train, val, test}, best_checkpoint,
+selection {metric, split, epochs, best_epoch, val_box_ap, val_curve [{epoch, box_ap, box_ap50,
+box_ap75} per epoch, validation]}, train_time_s, wall_time_s, cpu_latency_ms, cpu_latency_p90_ms
+(one frame, batch 1, after warm-up), repeats, warmup, torch_threads, params_m, data_dir}"""
 
 BASE_CONFIG = "_base_/models/faster-rcnn_r50_fpn.py"
-# Settings per profile. Quick: 48 px frames (the fast_rcnn cache), one frame per clip, 3 epochs
-# (measured: test box AP 0.61 after 4 epochs, validation AP 0.58 after 3; 4 CPU minutes for 4).
+# Settings per profile. Quick: 48 px frames (the fast_rcnn cache), one frame per clip. `epochs` is a
+# budget (CPU minutes in the default study); which epoch's weights are kept and tested is chosen on
+# the validation frames' box AP (SELECT_METRIC, CheckpointHook's save_best), never on test.
 PROFILES = {
     "tiny": dict(img_size=32, depth=18, fpn_channels=32, fc_channels=64, epochs=1, frames_per_clip=1,
                  batch_size=4, optimizer="AdamW", lr=0.001, weight_decay=0.01, num_workers=0),
@@ -42,6 +44,7 @@ PROFILES = {
     "full": dict(img_size=256, depth=50, fpn_channels=256, fc_channels=1024, epochs=12, frames_per_clip=8,
                  batch_size=8, optimizer="SGD", lr=0.01, weight_decay=0.0001, num_workers=8),
 }
+SELECT_METRIC = "coco/bbox_mAP"        # on the validation split: the checkpoint kept and tested
 LATENCY = dict(warmup=3, repeats=15)   # as cost.measure times the models (and for cost.MIN_TIME_S at least)
 
 
@@ -154,7 +157,7 @@ def build(s: dict, data: Path, out: Path, seed: int = 0) -> Config:
         default_hooks=dict(
             timer=dict(type="IterTimerHook"), logger=dict(type="LoggerHook", interval=20),
             param_scheduler=dict(type="ParamSchedulerHook"),
-            checkpoint=dict(type="CheckpointHook", interval=1, save_best="coco/bbox_mAP", rule="greater",
+            checkpoint=dict(type="CheckpointHook", interval=1, save_best=SELECT_METRIC, rule="greater",
                             max_keep_ckpts=1, save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook")),
         custom_hooks=[dict(type="mmaction.TrustCheckpointsHook")],
@@ -204,6 +207,36 @@ def measure(det_dir: Path) -> dict:
     return latency(model, DATASETS.build(cfg.test_dataloader.dataset))
 
 
+# ---- selection on validation ----
+
+def val_curve(scalars: Path) -> list[dict]:
+    """The validation box AP after each epoch, from the scalars mmengine's LocalVisBackend wrote
+    (<log_dir>/vis_data/scalars.json: one JSON line per logged step; validation lines hold the
+    COCO keys, their step is the epoch)."""
+    curve = []
+    for line in Path(scalars).read_text().splitlines():
+        row = json.loads(line)
+        if SELECT_METRIC in row:
+            curve.append({"epoch": int(row["step"]), "box_ap": float(row[SELECT_METRIC]),
+                          "box_ap50": float(row.get(SELECT_METRIC + "_50", "nan")),
+                          "box_ap75": float(row.get(SELECT_METRIC + "_75", "nan"))})
+    return curve
+
+
+def selection(curve: list[dict], best: Path, epochs: int) -> dict:
+    """How the tested checkpoint was chosen: the epoch CheckpointHook kept (its file name) must be
+    the first epoch of highest validation box AP (save_best keeps a strictly greater score only)."""
+    best_epoch = int(Path(best).stem.rsplit("_", 1)[-1])
+    if not curve:
+        raise RuntimeError("no validation box AP was logged: the checkpoint cannot be said to be chosen on validation")
+    top = max(curve, key=lambda c: c["box_ap"])   # max() keeps the first of equal scores, as save_best
+    if top["epoch"] != best_epoch:
+        raise RuntimeError(f"the kept checkpoint {Path(best).name} is not the epoch of best validation box AP "
+                           f"(epoch {top['epoch']}, AP {top['box_ap']:.3f})")
+    return {"metric": SELECT_METRIC, "split": "val", "epochs": int(epochs), "best_epoch": best_epoch,
+            "val_box_ap": top["box_ap"], "val_curve": curve}
+
+
 # ---- run ----
 
 def out_dir(study: str, target: str = "action", results_dir=None) -> Path:
@@ -212,7 +245,8 @@ def out_dir(study: str, target: str = "action", results_dir=None) -> Path:
 
 def run(study: str = "default", target: str = "action", profile: str = "quick", results_dir=None,
         seed: int = 0, **over) -> dict:
-    """Train the detector on the study's whole frames, select on val AP, test once, time it."""
+    """Train the detector on the study's whole frames, keep the epoch of best validation box AP,
+    test it once, time it."""
     from . import detection, train
     t0 = time.time()
     s = settings(profile, **over)
@@ -228,11 +262,12 @@ def run(study: str = "default", target: str = "action", profile: str = "quick", 
         (out / f"coco_{split}.json").write_text(json.dumps(coco))
     cfg = build(s, data, out, seed)
     train.start_run(out, cfg)
-    runner, best, test, train_s = train.train_then_test(cfg, out, t0)
+    runner, best, test, train_s = train.train_then_test(cfg, out, t0)   # best on val, tested once
+    chosen = selection(val_curve(Path(runner.log_dir) / "vis_data" / "scalars.json"), best, s["epochs"])
     metrics = {"detector": f"faster_rcnn_r{s['depth']}_fpn", "profile": profile, "img_size": s["img_size"],
                "box_ap": float(test["coco/bbox_mAP"]), "box_ap50": float(test["coco/bbox_mAP_50"]),
                "box_ap75": float(test["coco/bbox_mAP_75"]), "n_images": n_images,
-               "best_checkpoint": best.name, "train_time_s": round(train_s, 1),
+               "best_checkpoint": best.name, "selection": chosen, "train_time_s": round(train_s, 1),
                **latency(runner.model, runner.test_dataloader.dataset),
                "wall_time_s": round(time.time() - t0, 1), "data_dir": str(data), "settings": s}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))

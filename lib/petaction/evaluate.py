@@ -11,8 +11,10 @@ by the fold that held it out), folds.csv (one row per model, seed and fold), per
 confusion_<model>.csv, confusions.csv (the best model's commonest mistakes, each with its
 most confident example clip), failed.csv (runs that did not finish, with their error), PNG
 figures, and the decisions: decisions.json (best and recommended model, chosen on
-validation; every claim with its test and Holm-corrected p-value) and claims.csv (the same
-claims as a table). The report renders decisions.json and decides nothing itself.
+validation; every claim with its test and Holm-corrected p-value), claims.csv (the same
+claims as a table), transfer.csv (runs that differ only in init, paired: transfer.py) and
+e2e.csv (the recommended model's test top-1 with the pet detector's boxes instead of the
+labelled ones, paired: e2e.py). The report renders decisions.json and decides nothing itself.
 
 Selection uses the validation split only (each run's val_scores.npz: the selected
 checkpoint's per-clip validation scores; log.csv's best validation top-1 where a run has
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, diagnose, explore, figures, metrics, paths, stats
+from . import cost, diagnose, explore, figures, metrics, paths, stats, transfer
 
 COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom",
                 "cpu_throughput_cps", "peak_mem_mb"]
@@ -162,7 +164,10 @@ def n_folds(root: Path) -> int:
 
 
 def evaluate(study: str = "default", target: str = "action", results_dir=None, models: list | None = None,
-             update_hz: float = 1.0, cost_repeats: int = 15, margin: float = MARGIN, alpha: float = ALPHA) -> dict:
+             update_hz: float = 1.0, cost_repeats: int = 15, margin: float = MARGIN, alpha: float = ALPHA,
+             e2e_models="recommended") -> dict:
+    """``e2e_models``: whose test accuracy is measured again on the detector's boxes (end_to_end):
+    "recommended", "all", a list of models, or "none"."""
     root = paths.target_dir(study, target, results_dir)
     meta = json.loads((root / "data" / "classes.json").read_text())
     class_names, order_only = meta["classes"], [meta["classes"].index(c) for c in meta["order_only"]]
@@ -217,9 +222,13 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
                   if (r / "params.json").is_file()}
     decisions = decide(summary, test, val, class_names, meta["order_only"], run_params, margin, alpha)
     decisions["detector"] = det is not None
+    e2e_df = end_to_end(study, target, results_dir, decisions, first_seed, run_params, e2e_models, k)
+    e2e_df.to_csv(out / "e2e.csv", index=False)
     (out / "decisions.json").write_text(json.dumps(decisions, indent=1, default=plain))
     claims = pd.DataFrame(decisions["claims"])
     claims.to_csv(out / "claims.csv", index=False)
+    transfer_df = transfer.compare(run_params, test.correct, transfer.records(first_seed), decisions["claims"])
+    transfer_df.to_csv(out / "transfer.csv", index=False)   # the columns alone when no two runs differ in init
     (out / "paired_tests.csv").unlink(missing_ok=True)   # an earlier evaluation's uncorrected table
     summary.to_csv(out / "summary.csv", index=False)
     summary.to_json(out / "summary.json", orient="records", indent=1)
@@ -249,7 +258,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
         (out / "confusion_gallery.png").unlink(missing_ok=True)
     return {"summary": summary, "runs": runs_df, "folds": pd.DataFrame(fold_rows), "paired": claims,
             "claims": claims, "decisions": decisions, "failed": pd.DataFrame(failed), "per_class": per_class_df,
-            "diagnosis": diagnosis, "cost": cost_df, "best": best, "figures": figs, "dir": out}
+            "diagnosis": diagnosis, "cost": cost_df, "transfer": transfer_df, "e2e": e2e_df, "best": best, "figures": figs, "dir": out}
 
 
 def plain(x):
@@ -369,6 +378,8 @@ def decide(summary: pd.DataFrame, test: Scored, val: Scored, class_names: list[s
         claims.append(pair_claim("leader", ranking[0], ranking[1], test))
     for a, b in balance_pairs({m: p for m, p in run_params.items() if m in ranking}):
         claims.append(pair_claim("balance", a, b, test))
+    for a, b in transfer.pairs({m: p for m, p in run_params.items() if m in ranking}):
+        claims.append(pair_claim("init", a, b, test))   # transfer.csv reads its corrected p-value
     oo_val = summary.dropna(subset=["val_top1_order_only"])
     oo_leader = None
     if order_only and oo_mask.any() and len(oo_val) and len(ranking) > 1:
@@ -398,6 +409,7 @@ def family_text(claims: list[dict]) -> str:
     kinds = {"baseline": "each model against the majority baseline",
              "leader": "the validation leader against the runner-up",
              "balance": "each class-balanced model against its plain twin",
+             "init": "each model against its twin that started from other weights (init)",
              "order_only": "the order-only leader (chosen on validation) against each other model on the order-only test clips"}
     n = {k: sum(c["kind"] == k for c in claims) for k in kinds}
     return "; ".join(f"{kinds[k]} ({n[k]})" for k in kinds if n[k])
@@ -463,7 +475,8 @@ def recommend(summary: pd.DataFrame, val: Scored, learned_val: dict, learned_tes
 
 def detector_cost(study: str, results_dir, out: Path) -> dict | None:
     """The study's pet detector (notebooks/detector.ipynb, trained on the action target's frames):
-    its test box AP from its metrics.json and its latency timed again now, beside the models;
+    its test box AP and how its checkpoint was chosen (on validation) from its metrics.json, and its
+    latency timed again now, beside the models;
     written to evaluation/detector.json. None when the study has no trained detector."""
     from . import detector
     det_dir = detector.out_dir(study, "action", results_dir)
@@ -472,9 +485,57 @@ def detector_cost(study: str, results_dir, out: Path) -> dict | None:
         return None
     trained = json.loads((det_dir / "metrics.json").read_text())
     det = {k: trained[k] for k in ("detector", "box_ap", "box_ap50", "box_ap75", "n_images", "img_size")}
+    det["selection"] = trained.get("selection")   # None: a detector run from before it was recorded
     det.update(detector.measure(det_dir), source=str(det_dir / "metrics.json"))
     (out / "detector.json").write_text(json.dumps(det, indent=1))
     return det
+
+
+def e2e_choice(which, decisions: dict) -> list[str]:
+    """The models whose accuracy end_to_end measures on the detector's boxes."""
+    if which in (None, "none", [], ()):
+        return []
+    if which == "all":
+        return list(decisions["ranking"])
+    if which == "recommended":
+        rec = decisions["recommendation"]
+        chosen = rec["model"] or rec.get("pick") or decisions["best"]   # none recommended: the pick, else the best
+        return [chosen]
+    return [m for m in which if m in decisions["ranking"]]
+
+
+def end_to_end(study: str, target: str, results_dir, decisions: dict, first_seed: dict, run_params: dict,
+               which, k: int) -> pd.DataFrame:
+    """e2e.csv: the chosen models' test top-1 with the study's pet detector's boxes (e2e.py) beside
+    their labelled-box top-1 on the same clips (their first seed), paired; decisions["e2e"] says
+    what was measured and what not, and why; the recommendation's row is repeated in it."""
+    from . import detection, detector, e2e
+    models = e2e_choice(which, decisions)
+    info = {"models": models, "skipped": {}, "rows": []}
+    decisions["e2e"], decisions["recommendation"]["e2e"] = info, None
+    det_dir = detector.out_dir(study, "action", results_dir)
+    root = paths.target_dir(study, target, results_dir)
+    cropped = json.loads((root / "data" / "prepare.json").read_text())["params"]["crop"]
+    why = ("no pet detector was trained" if not decisions["detector"] else
+           "k-fold cross-validation (each clip's model is its fold's)" if k else
+           None if cropped else "the study trains on whole frames (crop: false): no box to detect")
+    rows = []
+    for m in models:
+        reason = why or ("fast_rcnn takes whole frames and a key-frame RoI" if detection.is_fast_rcnn(run_params.get(m, {}))
+                         else None)
+        if reason:
+            info["skipped"][m] = reason
+            continue
+        run = first_seed[m]
+        try:
+            cache = e2e.detected_cache(root, det_dir)
+            rows.append(e2e.compare(m, paths.parse_run(run)[0], load_scores(run), e2e.score(run, cache), cache))
+        except (OSError, RuntimeError, ValueError) as err:   # e.g. the source frames moved: said, not fatal
+            info["skipped"][m] = f"it failed ({type(err).__name__}: {err})"
+    info["rows"] = rows
+    rec = decisions["recommendation"]["model"]
+    decisions["recommendation"]["e2e"] = next((r for r in rows if r["model"] == rec), None)
+    return pd.DataFrame(rows, columns=e2e.COLUMNS)
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from . import paths
+from . import paths, pretrained, transfer
 
 MAX_COLUMNS = 7   # a wider table is split (the model column repeated) so it fits the page
 
@@ -57,7 +57,7 @@ def load(study: str = "default", results_dir=None, target: str = "action") -> di
     if not (ev / "decisions.json").is_file():
         raise FileNotFoundError(f"{ev / 'decisions.json'} is missing: run the evaluation again "
                                 f"(papermill notebooks/evaluate.ipynb out.ipynb -p study {study})")
-    r = {"study": study, "target": target, "root": root, "data": data, "eval": ev,
+    r = {"study": study, "target": target, "root": root, "data": data, "eval": ev, "results_dir": results_dir,
          "prepare": json.loads((data / "prepare.json").read_text()),
          "classes": json.loads((data / "classes.json").read_text()),
          "counts": pd.read_csv(data / "summary.csv"),
@@ -69,10 +69,12 @@ def load(study: str = "default", results_dir=None, target: str = "action") -> di
     r["diagnosis"] = pd.read_csv(ev / "diagnosis.csv") if (ev / "diagnosis.csv").is_file() else pd.DataFrame()
     r["cost"] = json.loads((ev / "cost.json").read_text()) if (ev / "cost.json").is_file() else None
     r["detector"] = json.loads((ev / "detector.json").read_text()) if (ev / "detector.json").is_file() else None
-    r["run_params"], r["run_config"], r["run_provenance"] = {}, {}, {}
+    r["transfer"] = pd.read_csv(ev / "transfer.csv") if (ev / "transfer.csv").is_file() else None
+    r["run_params"], r["run_config"], r["run_provenance"], r["init"] = {}, {}, {}, {}
     for row in r["runs"].itertuples():   # with folds: fold 1's run stands for the others (same settings)
         run = root / "models" / row.model / paths.run_name(row.seed, 1 if folds(r) else 0)
         r["run_params"][row.model] = json.loads((run / "params.json").read_text())
+        r["init"].setdefault(row.model, pretrained.load_report(run))
         r["run_config"].setdefault(row.model, run_config(run))
         r["run_provenance"][(row.model, row.seed)] = json.loads((run / "provenance.json").read_text())
     return r
@@ -187,7 +189,7 @@ def abstract(r: dict) -> str:
     best = d["best"]
     source = "the embedded synthetic set in the AI-Hub format" if not p["params"]["data_root"] else \
         f"the AI-Hub data at `{p['params']['data_root']}`"
-    text = (f"We train {len(s)} mmaction2 video recognisers from scratch on {source} "
+    text = (f"We train {len(s)} mmaction2 video recognisers ({inits_short(r)}) on {source} "
             f"({counts_line(r)}) and compare them {test_set(r)}. ")
     chosen = "validation top-1" if d["selection"] == "validation" else "test top-1 (no validation scores were saved)"
     text += (f"Selected by {chosen}, {best} reaches test top-1 {pct(s.loc[best, 'top1'])} and mean class "
@@ -285,14 +287,15 @@ def methods(r: dict) -> str:
         inp = (f"{p['num_segments']} segments" if p["sampling"] == "segments"
                else f"{p['clip_len']} frames x{p['frame_interval']}") + f", {p['img_size']} px"
         rows.append({"Model": model, "Recognizer": m["type"], "Backbone": f"{bb['type']}{depth}", "Input": inp,
-                     "Epochs": p["epochs"], "lr": p["lr"], "Batch": p["batch_size"]})
+                     "Init": p.get("init", pretrained.SCRATCH), "Epochs": p["epochs"], "lr": p["lr"],
+                     "Batch": p["batch_size"]})
     lines = [md_table(pd.DataFrame(rows)), ""]
     prov = next(iter(r["run_provenance"].values()))
     hw, v = prov["hardware"], prov["versions"]
     gpu = ", ".join(hw["gpus"]) or "no GPU"
     balance = sorted({q["class_balance"] for q in r_params(r)})
-    lines.append(f"All models train from scratch (no pretrained weights) with mmengine's Runner "
-                 f"(class balancing: {', '.join(balance)}) and keep the checkpoint with the best validation "
+    lines.append(f"{init_text(r)} Every model trains with mmengine's Runner "
+                 f"(class balancing: {', '.join(balance)}) and keeps the checkpoint with the best validation "
                  f"top-1. {schedules(r)} "
                  f"Hardware: {hw['cpu']} ({hw['cpu_count']} CPUs; training on {hw['torch_threads']} torch "
                  f"thread(s) per run), {gpu}. "
@@ -303,6 +306,78 @@ def methods(r: dict) -> str:
     if subset:
         lines.append(subset)
     return "\n".join(lines)
+
+
+def inits_short(r: dict) -> str:
+    """'from scratch', or e.g. '2 from scratch, 1 from the study's action run', for the abstract."""
+    words = [transfer.init_words(r["run_params"][m].get("init", pretrained.SCRATCH)) for m in r["summary"]["model"]]
+    groups = {w: words.count(w) for w in dict.fromkeys(words)}
+    if len(groups) == 1:
+        return "all " + next(iter(groups))
+    return ", ".join(f"{n} {w}" for w, n in groups.items())
+
+
+def loaded_text(rec: dict | None) -> str:
+    """What an init loaded, from the run's init.json (pretrained.load_report)."""
+    if rec is None:
+        return "its init record (init.json) is missing or from another init: what loaded is unknown"
+    head = "the classifier head re-initialised" if rec["head_reinitialised"] else "the classifier head loaded too"
+    text = (f"{rec['loaded']} of its {rec['loaded'] + rec['missing']} tensors loaded from {rec['source']}, "
+            f"{rec['missing']} kept fresh, {rec['unexpected']} of the checkpoint's not used; {head}")
+    ft = rec.get("finetune") or {}
+    if ft:
+        text += "; fine-tuning settings " + ", ".join(f"{k} {v}" for k, v in ft.items())
+    return text
+
+
+def init_text(r: dict) -> str:
+    """Where each run's first weights came from (params.json's init, init.json's counts)."""
+    scratch, loaded = [], []
+    for m in r["summary"]["model"]:
+        init = r["run_params"][m].get("init", pretrained.SCRATCH)
+        if pretrained.parse(init).kind == pretrained.SCRATCH:
+            scratch.append(m)
+        else:
+            loaded.append(f"{m} starts {transfer.init_words(init)} (init `{init}`: {loaded_text(r['init'].get(m))})")
+    if not loaded:
+        return "All models train from scratch (mmaction2's own initialisation, no pretrained weights)."
+    out = [f"{', '.join(scratch)} train{'s' if len(scratch) == 1 else ''} from scratch (mmaction2's own "
+           "initialisation)."] if scratch else []
+    return " ".join(out + [x + "." for x in loaded])
+
+
+def transfer_section(r: dict) -> list[tuple[str, str]]:
+    """The paired comparison of runs that differ only in init (evaluation/transfer.csv), as its own
+    section; nothing when the target has no such pair."""
+    t = r.get("transfer")
+    if t is None or not len(t):
+        return []
+    title = ("behaviour -> emotion transfer" if r["target"] == "emotion" and any(transfer.is_transfer(x)
+             for _, x in t.iterrows()) else "starting from learned weights")
+    where = f"results/{r['study']}/{'' if r['target'] == 'action' else r['target'] + '/'}evaluation/transfer.csv"
+    return [("md", f"## {r['target'].capitalize()}: {title}"),
+            ("md", f"Runs that differ only in where their weights started, on the same test clips (`{where}`); "
+                   "each test is in the report's Holm family:"),
+            ("md", transfer.section(t, r["target"], decisions(r)["alpha"])),
+            *[("md", x) for x in [source_budgets(r, t)] if x]]
+
+
+def source_budgets(r: dict, t: pd.DataFrame) -> str:
+    """Equal footing: a run started from another run of the study trained on top of that run's
+    budget (its metrics.json), which the pair's comparison should not hide."""
+    s, out = r["summary"].set_index("model"), []
+    for row in t.itertuples():
+        p = r["run_params"][row.model_b]
+        src = pretrained.source_run({**p, "results_dir": str(r["results_dir"] or "")})
+        if src is None or not (src / "metrics.json").is_file():
+            continue
+        m = json.loads((src / "metrics.json").read_text())
+        out.append(f"{row.model_b} trained {num(s.loc[row.model_b].get('train_steps'))} optimizer steps on "
+                   f"{r['target']} after the {num(m.get('train_steps'))} its backbone had trained on "
+                   f"{pretrained.parse(p['init']).target} ({m['model']} seed {m['seed']}); {row.model_a} trained "
+                   f"{num(s.loc[row.model_a].get('train_steps'))} from scratch, so the transferred model has had "
+                   "more training in all.")
+    return " ".join(out)
 
 
 def statistics_text(r: dict) -> str:
@@ -493,19 +568,65 @@ def detector_text(r: dict) -> str:
             f"trained from scratch on the whole frames' boxes, {d['img_size']} px) finds it with test box AP "
             f"{d['box_ap']:.3f} (AP50 {d['box_ap50']:.3f}, AP75 {d['box_ap75']:.3f}; COCO metric on "
             f"{d['n_images']['test']} test frames) in {d['cpu_latency_ms']:.1f} ms (p90 {d['cpu_latency_p90_ms']:.1f} ms) "
-            "per frame. A recogniser here was trained on frames each cropped to its own box, so every "
-            "frame it sees needs a detection")
+            f"per frame. {detector_selection(d)} A recogniser here was trained on frames each cropped to its own box, "
+            "so every frame it sees needs a detection")
     if has_fast_rcnn(r):
         text += "; fast_rcnn needs one, its key frame's RoI"
     return text + (". The end-to-end columns add those detections to the model's latency; the real-time "
                    "verdict, the Pareto front and the recommendation use them. " + accuracy_source(r))
 
 
+def detector_selection(d: dict) -> str:
+    """How the detector's tested weights were chosen (its metrics.json's selection, via detector.json)."""
+    sel = d.get("selection")
+    if not sel:
+        return ("Which of its epochs was kept is not recorded (a detector run from before it was): train the "
+                "detector again for a checkpoint chosen on validation.")
+    split = {"val": "validation"}.get(sel["split"], sel["split"])
+    return (f"Its weights are those of the epoch with the best {split} box AP ({sel['metric']}: epoch "
+            f"{sel['best_epoch']} of {sel['epochs']}, {split} AP {sel['val_box_ap']:.3f}), tested once on the test frames.")
+
+
+def e2e_info(r: dict) -> dict:
+    """decisions.json's record of the accuracy measured with the detector's boxes (evaluate.end_to_end)."""
+    return decisions(r).get("e2e") or {"models": [], "skipped": {}, "rows": []}
+
+
 def accuracy_source(r: dict) -> str:
-    """Where the accuracy and the cost come from (they describe different pipelines here)."""
-    return ("Note that every accuracy in this report was measured on the labelled (ground-truth) pet boxes, "
-            "while the end-to-end cost includes the detector: the accuracy of the deployed pipeline, "
-            "with the detector's own boxes, may be lower.")
+    """Where the accuracy and the cost come from (labelled boxes against a cost with the detector)."""
+    text = ("Every accuracy in the tables was measured on the labelled (ground-truth) pet boxes, while the "
+            "end-to-end cost includes the detector")
+    if e2e_info(r)["rows"]:
+        return text + ": the recommendation below also gives the accuracy with the detector's own boxes."
+    return text + (": no model's accuracy was measured with the detector's boxes, so the deployed pipeline's "
+                   "accuracy may be lower than these.")
+
+
+def e2e_row_text(x: dict) -> str:
+    return (f"{x['model']} reaches {pct(x['top1_detector'])} top-1 on the same {x['n_clips']} test clips against "
+            f"{pct(x['top1_labelled'])} on the labelled boxes (seed {x['seed']}): a paired difference of "
+            f"{pts(x['diff'])} points (95% bootstrap interval {pts(x['diff_ci_low'])} to {pts(x['diff_ci_high'])}; "
+            f"{x['test']} {p_text(x['p_value'])})")
+
+
+def e2e_text(r: dict, model: str | None) -> str:
+    """The accuracy of the deployed pipeline (evaluation/e2e.csv): the test clips cut around the
+    detector's boxes and scored by the same model; said for the recommended model first."""
+    info = e2e_info(r)
+    rows = sorted(info["rows"], key=lambda x: x["model"] != model)
+    out = []
+    if rows:
+        first = rows[0]
+        out.append(f"With the pet detector's boxes instead of the labelled ones (`evaluation/e2e.csv`), "
+                   + e2e_row_text(first) + ". The detector's boxes overlap the labelled ones with mean IoU "
+                   f"{first['mean_iou']:.2f} ({pct(first['frames_iou50'])} of the test frames at IoU 0.5 or more"
+                   + (f"; {first['frames_no_box']} frames before its first box, seen whole" if first["frames_no_box"] else "")
+                   + ")." + (" This accuracy and the verdict's cost describe the same pipeline." if first["model"] == model else ""))
+        out += [e2e_row_text(x) + "." for x in rows[1:]]
+        out.append("These paired differences describe one model's pipeline each and are not in the Holm family.")
+    for m, why in info["skipped"].items():
+        out.append(f"{m}'s accuracy with the detector's boxes was not measured: {why}.")
+    return " ".join(out)
 
 
 def recommendation(r: dict) -> str:
@@ -524,8 +645,6 @@ def recommendation(r: dict) -> str:
     front = pareto_front(s, x=lat)
     out.append("The test accuracy-latency Pareto front, fastest first: " + " → ".join(
         f"{m} ({pct(by.loc[m, 'top1'])}, {by.loc[m, lat]:.0f} ms)" for m in front) + ".")
-    if e2e:
-        out.append(accuracy_source(r))
     margin = f"{100 * rec['margin']:g} points"
     reason = rec["reason"]
     if reason == "none_keep_up":
@@ -560,7 +679,9 @@ def recommendation(r: dict) -> str:
         note = budget_note(r, [x for x in dict.fromkeys([m, pick] + [x["model"] for x in rec["candidates"]])])
         if note:
             out.append(note.strip())
-    return " ".join(out)
+    if e2e:
+        out.append(e2e_text(r, rec["model"]) or accuracy_source(r))
+    return " ".join(t for t in out if t)
 
 
 def confusions_text(r: dict) -> str:
@@ -658,6 +779,7 @@ def sections(r: dict) -> list[tuple[str, str]]:
         ("md", confusions_text(r)),
         *([("img", str(r["eval"] / "confusion_gallery.png"))] if (r["eval"] / "confusion_gallery.png").is_file() else []),
         ("md", f"## {t}: class imbalance"), ("md", balance_comparison(r)),
+        *transfer_section(r),
         ("md", f"## {t}: compute cost and the real-time verdict"),
         ("md", cost_table(r["summary"], r["cost"]) if r["cost"] else "No cost measurements."),
         ("md", detector_text(r)),

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import mmcompat, mmconfig, paths, provenance  # noqa: F401  (mmcompat first: fixes mmaction import)
-from . import launch
+from . import launch, pretrained
 
 
 def data_dir(study: str, target: str, results_dir=None, fold: int = 0) -> Path:
@@ -230,16 +230,30 @@ def write_budget(out: Path, steps: int, cpu_s: float) -> None:
         (out / BUDGET).write_text(json.dumps({"train_steps": int(steps), "train_cpu_s": round(cpu_s, 1)}))
 
 
+INIT_FIELDS = ("init", "kind", "source", "loaded", "missing", "unexpected", "head_reinitialised")
+
+
+def init_record(out: Path, p: dict) -> dict:
+    """Where the run's first weights came from, for metrics.json: init.json's counts of loaded,
+    missing and unexpected tensors (pretrained.load_report; the key lists stay in init.json)."""
+    rec = pretrained.load_report(out)
+    if rec is None:   # the initializer writes init.json before the first step: its absence is a bug
+        return {"init": p.get("init"), "error": f"no {pretrained.REPORT} for this init in {out}"}
+    return {k: rec[k] for k in INIT_FIELDS if k in rec}
+
+
 def write_metrics(out: Path, p: dict, best: Path, test_metrics: dict, scores: dict, class_names: list[str],
                   train_s: float, t0: float, **extra) -> dict:
-    """metrics.json, written last: its presence marks a finished run (evaluate, study, resume)."""
+    """metrics.json, written last: its presence marks a finished run (evaluate, study, resume);
+    the budget (budget.json) and the init record (init.json) merged in."""
     budget = json.loads((out / BUDGET).read_text()) if (out / BUDGET).is_file() else {}
     metrics = {
         "model": p["model"], "seed": p["seed"], "fold": p["fold"], "target": p["target"], "profile": p["profile"],
         "best_checkpoint": best.name, "best_epoch": int(best.stem.rsplit("_", 1)[-1]),
         "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
         "n_test": scores["n_test"], "train_time_s": round(train_s, 1),
-        "wall_time_s": round(time.time() - t0, 1), **budget, "classes": class_names, **extra,
+        "wall_time_s": round(time.time() - t0, 1), **budget, "init": init_record(out, p), "classes": class_names,
+        **extra,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
