@@ -1,4 +1,5 @@
 """params/ files, their layering, and the notebooks' parameter cells."""
+import copy
 import json
 import re
 
@@ -114,3 +115,20 @@ def test_finetune_sections_layer_like_every_setting():
     assert zoo["lr"] == pytest.approx(scratch["lr"] * merged["lr_scale"])
     tiny = P.resolve_train({"model": "tsn@action", "profile": "tiny"})   # tiny has no finetune section
     assert tiny["finetune"] == base_ft and tiny["epochs"] == P.resolve_train({"model": "tsn", "profile": "tiny"})["epochs"]
+
+
+def test_merge_is_mmengines_with_the_delete_marker_kept():
+    """A `_delete_` dict replaces what the params layers under it give, and keeps its marker so
+    that it replaces the mmaction2 base model's dict too (mmconfig merges that last)."""
+    profile = {"model_cfg": {"backbone": {"type": "ResNet", "depth": 18}}}
+    model = {"model_cfg": {"backbone": {"_delete_": True, "type": "ResNeXt", "groups": 32}}}
+    before = copy.deepcopy(model)
+    layered = P.deep_merge(profile, model)
+    assert layered["model_cfg"]["backbone"] == {"type": "ResNeXt", "groups": 32, "_delete_": True}
+    assert model == before                                       # the layers are not consumed
+    mm_base = {"backbone": {"type": "ResNet", "depth": 50, "pretrained": "x.pth"}, "cls_head": {"type": "TSNHead"}}
+    built = P.strip_delete(P.deep_merge(mm_base, layered["model_cfg"]))
+    assert built == {"backbone": {"type": "ResNeXt", "groups": 32}, "cls_head": {"type": "TSNHead"}}
+    assert P.deep_merge({"a": {"b": 1, "c": [1, 2]}}, {"a": {"c": [3]}}) == {"a": {"b": 1, "c": [3]}}
+    with pytest.raises(P.ParamError, match="_delete_"):          # mmengine's rule: a dict over a value
+        P.deep_merge({"backbone": None}, {"backbone": {"depth": 18}})

@@ -2,7 +2,9 @@
 
 Every notebook runs headlessly here, with the parameters the study runner gives it.
 """
+import contextlib
 import json
+import os
 import re
 import shutil
 
@@ -15,15 +17,30 @@ pytestmark = pytest.mark.slow
 from conftest import TINY_PREPARE
 
 
+@contextlib.contextmanager
+def stderr_fd_to(path):
+    """File descriptor 2 into `path`: the kernels papermill starts inherit it (their warnings
+    would reach the study's console there)."""
+    saved = os.dup(2)
+    with open(path, "w") as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     cfg = study.load_study(None, {"study": "tinytest", "results_dir": str(results), "profile": "tiny",
                                   "models": ["tsn", "tsm"], "prepare": TINY_PREPARE, "detector": True,
                                   "evaluate": {"cost_repeats": 2}})
-    log = []
-    status = study.run(cfg, log=log.append)
-    yield {"cfg": cfg, "status": status, "log": log, "root": results / "tinytest"}
+    log, stderr = [], results / "stderr.txt"
+    with stderr_fd_to(stderr):
+        status = study.run(cfg, log=log.append)
+    yield {"cfg": cfg, "status": status, "log": log, "root": results / "tinytest", "stderr": stderr.read_text()}
     for suffix in ("html", "pdf"):
         (paths.REPO / "report" / f"tinytest.{suffix}").unlink(missing_ok=True)
 
@@ -32,6 +49,23 @@ def test_every_step_ran(tiny_study):
     assert [s["status"] for s in tiny_study["status"]] == ["done"] * 6, tiny_study["log"]
     for s in tiny_study["status"]:
         assert s["notebook"].endswith(".ipynb")
+
+
+def test_console_lines_time_left_and_the_report_paths(tiny_study):
+    """One line per step with the study's elapsed time, the pool's count and the time left
+    once a training has measured the rate; no kernel noise; the last line names the report."""
+    log, pool = tiny_study["log"], 3                              # tsn, tsm, the detector
+    assert "IPKernelApp" not in tiny_study["stderr"] and "without encryption" not in tiny_study["stderr"]
+    done = [line for line in log if line.startswith("[done]")]
+    assert len(done) == 6 and all(re.search(r" \| .*\d+:\d\d elapsed, ", line) for line in done)
+    counts = [int(m.group(1)) for line in done if (m := re.search(r"(\d+)/3 trainings", line))]
+    assert counts == list(range(1, pool + 1))
+    first_training = next(i for i, line in enumerate(done) if line.startswith("[done] train "))   # not the detector
+    assert "known when the first training ends" not in done[first_training]
+    assert all(re.search(r"~\d+(\.\d)? (s|min|h) left", line) for line in done[first_training:])
+    report = [paths.REPO / "report" / f"tinytest.{suffix}" for suffix in ("html", "pdf")]
+    assert log[-1].endswith("report: " + ", ".join(study.shown(f) for f in report))
+    assert all(f.is_file() for f in report)
 
 
 def test_run_folder_has_everything(tiny_study):

@@ -6,6 +6,14 @@ train:  base.yaml -> profiles/<profile>.yaml -> models/<model>.yaml (over its `_
         layered one times its `finetune` section's lr_scale (an explicit lr is kept as given).
 Papermill only warns about unknown parameters; these functions refuse them instead,
 naming the valid choices.
+
+Merging is mmengine's (Config._merge_a_into_b, what its `_base_` files and merge_from_dict use,
+`_delete_` included); reading the files and following `_base_` stay here, because
+Config.fromfile on these files would lose what the strict errors need (mmengine 0.10.7, tried):
+a `_base_` chain that loops ends in a RecursionError that names no file; `_base_: tsm` (a
+name in the same folder, as these files write it) is "file .../tsm does not exist"; a key
+given twice keeps the last silently; and its YAML loader is not yaml's safe one
+(`!!python/object/apply:os.getcwd []` in a params file runs).
 """
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ import copy
 from pathlib import Path
 
 import yaml
+from mmengine.config import Config, ConfigDict
 
 from . import pretrained
 from .paths import NOTEBOOKS, PARAMS
@@ -50,18 +59,27 @@ def load_yaml(path: Path) -> dict:
 
 
 def deep_merge(base: dict, over: dict) -> dict:
-    """Recursive dict merge (a copy); `over` wins; lists and scalars are replaced whole.
-    As in mmengine configs, a dict with `_delete_: true` replaces instead of merging; the
-    marker stays (params layers merge before the mmaction2 base does) until strip_delete."""
-    out = copy.deepcopy(base)
+    """`over` layered on `base`, as mmengine merges configs (a copy; mmengine's merge): dicts
+    merge key by key, lists and scalars are replaced whole, a dict with `_delete_: true`
+    replaces the one under it, and a dict over a value that is not one is an error naming
+    `_delete_`. mmengine drops the marker once it has replaced something; here it stays
+    (keep_delete_markers), because the params layers merge before the mmaction2 base model
+    does, which it must replace too, until strip_delete."""
+    try:
+        merged = Config._merge_a_into_b(copy.deepcopy(over), ConfigDict(copy.deepcopy(base)))
+    except TypeError as e:   # e.g. backbone: {...} over backbone: null
+        raise ParamError(str(e)) from None
+    return keep_delete_markers(merged.to_dict(), over)
+
+
+def keep_delete_markers(merged: dict, over: dict) -> dict:
+    """`merged` with the `_delete_` markers `over` has, where mmengine's merge removed them."""
     for k, v in over.items():
-        if isinstance(v, dict) and v.get("_delete_"):
-            out[k] = copy.deepcopy(v)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            if "_delete_" in v:
+                merged[k]["_delete_"] = v["_delete_"]
+            keep_delete_markers(merged[k], v)
+    return merged
 
 
 def strip_delete(d):

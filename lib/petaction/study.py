@@ -24,6 +24,7 @@ from pathlib import Path
 
 from . import params as P
 from . import paths, pretrained, schedule
+from .console import Console, clock, kernel_manager_class
 from .provenance import files_digest
 
 STUDY_DEFAULTS = dict(
@@ -135,10 +136,10 @@ def source_digest(data_root: str) -> str:
 
 def EnvKernelManager(kernel_name: str, extra_env: dict):
     """A Jupyter kernel manager whose kernel gets `extra_env` (CUDA_VISIBLE_DEVICES pins a
-    training to its GPUs): papermill has no per-run environment, but passes `km` through."""
-    from jupyter_client.manager import KernelManager
+    training to its GPUs): papermill has no per-run environment, but passes `km` through.
+    It starts the kernel quietly (console.kernel_manager_class)."""
 
-    class _EnvKernelManager(KernelManager):
+    class _EnvKernelManager(kernel_manager_class()):
         def start_kernel(self, **kw):
             kw["env"] = {**os.environ, **kw.get("env", {}), **extra_env}
             return super().start_kernel(**kw)
@@ -167,12 +168,16 @@ class Step:
                 and json.loads(self.stamp_file.read_text()) == json.loads(json.dumps(self.stamp, default=str)))
 
     def run(self, force: bool, log, env: dict | None = None) -> dict:
-        """Execute the notebook (unless fresh); `env` adds to the kernel's environment."""
+        """Execute the notebook (unless fresh); `env` adds to the kernel's environment. The
+        notebook's own output stays in the executed notebook (papermill's log_output would
+        copy its stderr, every library warning, to the console); a failure names it."""
         import papermill as pm
+        con = as_console(log)
         if not force and self.fresh():
-            log(f"[skip] {self.name}: unchanged ({self.out_nb})")
+            con(f"[skip] {self.name}: unchanged ({self.out_nb}){con.finished(self.name, None)}")
             return {"step": self.name, "status": "skipped", "notebook": str(self.out_nb)}
-        log(f"[run ] {self.name} -> {self.out_nb}")
+        con(f"[run ] {self.name} -> {self.out_nb}")
+        con.started(self.name)
         t0 = time.time()
         self.out_nb.parent.mkdir(parents=True, exist_ok=True)
         self.stamp_file.unlink(missing_ok=True)
@@ -180,18 +185,23 @@ class Step:
         try:
             pm.execute_notebook(str(paths.NOTEBOOKS / f"{self.notebook}.ipynb"), str(self.out_nb),
                                 parameters=self.parameters, kernel_name=KERNEL, cwd=str(paths.NOTEBOOKS),
-                                log_output=True, progress_bar=False, km=km)
+                                log_output=False, progress_bar=False, km=km)
         except Exception as e:  # papermill's execution error carries the failing cell's error
             error = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
-            log(f"[FAIL] {self.name}: {error}\n       notebook: {self.out_nb}")
+            con(f"[FAIL] {self.name}: {error}{con.finished(self.name, None)}\n       notebook: {self.out_nb}")
             return {"step": self.name, "status": "failed", "error": error, "notebook": str(self.out_nb)}
         finally:
             if km.has_kernel:
                 km.shutdown_kernel()   # nbclient leaves a kernel it did not start running
         self.stamp_file.write_text(json.dumps(self.stamp, indent=1, default=str))
-        log(f"[done] {self.name} in {time.time() - t0:.0f} s")
-        return {"step": self.name, "status": "done", "seconds": round(time.time() - t0, 1),
-                "notebook": str(self.out_nb)}
+        seconds = time.time() - t0
+        con(f"[done] {self.name} in {seconds:.0f} s{con.finished(self.name, seconds)}")
+        return {"step": self.name, "status": "done", "seconds": round(seconds, 1), "notebook": str(self.out_nb)}
+
+
+def as_console(log) -> Console:
+    """The study's Console, or one around a plain `log` callable (tests, a single step)."""
+    return log if isinstance(log, Console) else Console(log)
 
 
 def models_for(cfg: dict, target: str) -> list[str]:
@@ -276,11 +286,14 @@ def evaluate_step(cfg: dict, target: str, trained: list) -> Step:
 def run_targets(cfg: dict, force: bool, log) -> list[dict]:
     """Prepare every target, train everything (every target's models and the detector) in one
     pool of slots, then evaluate each target: one pool keeps every slot busy to the end."""
+    con = as_console(log)
     status, prepared = [], []
     for target in cfg["targets"]:
-        status.append(prepare_target(cfg, target, force, log))
+        status.append(prepare_target(cfg, target, force, con))
         if status[-1]["status"] != "failed":
             prepared.append(target)
+        else:
+            con.finished(f"evaluate ({target})", None)   # it cannot run
     steps, resolved, trained = [], [], {}
     for target in prepared:
         s, r, trained[target] = train_steps(cfg, target)
@@ -289,9 +302,9 @@ def run_targets(cfg: dict, force: bool, log) -> list[dict]:
     if cfg["detector"] and "action" in prepared:
         steps.append(detector_step(cfg))
         resolved.append("detector")
-    status += train_all(steps, resolved, cfg, force, log)
+    status += train_all(steps, resolved, cfg, force, con)
     for target in prepared:
-        status.append(evaluate_step(cfg, target, trained[target]).run(force, log))
+        status.append(evaluate_step(cfg, target, trained[target]).run(force, con))
     return status
 
 
@@ -299,6 +312,7 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
     """Run the training steps on the study's slots (schedule.run): longest first when several
     slots share them, each pinned to its GPUs or its share of the CPU cores. A finished model
     (fresh stamp) is skipped; a killed one resumes from its last checkpoint (train.resume_or_clear)."""
+    con = as_console(log)
     steps, resolved, back = dependency_order(steps, resolved)
     after = dependencies(steps)
     gpus = schedule.resolve_gpus(cfg["gpus"])
@@ -308,11 +322,14 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
     for i, j in after.items():   # in dependency order: a re-trained source re-trains what starts from it
         if j in todo and i not in todo:
             todo = sorted([*todo, i])
+    estimated = estimates([resolved[i] if i in todo else None for i in range(len(steps))])
+    expect_trainings(con, [steps[i].name for i in todo], [estimated[i] for i in todo],
+                     [resolved[i] == "detector" for i in todo])
     where = f"{len(slot_list)} GPUs" if gpus else f"{len(slot_list)} CPU slots of {schedule.cpu_threads(len(slot_list))} thread(s)"
     if len(slot_list) > 1 and len(todo) > 1:
-        costs = after_sources(estimates([resolved[i] if i in todo else None for i in range(len(steps))]), after)
+        costs = after_sources(estimated, after)
         pl = schedule.plan([costs[i] for i in todo], len(slot_list))
-        log(f"[plan] {len(todo)} trainings on {where}, longest first (GFLOPs x epochs): "
+        con(f"[plan] {len(todo)} trainings on {where}, longest first (GFLOPs x epochs): "
             f"predicted makespan {100 * pl['over_per_slot']:.1f}% over total work / {len(slot_list)}")
 
     visible = schedule.visible_gpus() if any(slot_list) else []
@@ -328,17 +345,20 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
                 if outcome[j]["status"] == "failed":
                     outcome[i] = {"step": steps[i].name, "status": "failed", "notebook": str(steps[i].out_nb),
                                   "error": f"it starts from {steps[j].name}, which failed"}
-                    log(f"[FAIL] {steps[i].name}: {outcome[i]['error']}")
+                    con(f"[FAIL] {steps[i].name}: {outcome[i]['error']}{con.finished(steps[i].name, None)}")
                     return outcome[i]
             if slot and i in todo:
-                log(f"[gpu ] {steps[i].name} on GPU {','.join(slot)}")
-            outcome[i] = steps[i].run(force, log, env=schedule.env(slot, visible, len(slot_list)))
+                con(f"[gpu ] {steps[i].name} on GPU {','.join(slot)}")
+            outcome[i] = steps[i].run(force, con, env=schedule.env(slot, visible, len(slot_list)))
             return outcome[i]
         finally:
             outcome[i] = outcome[i] or {"status": "failed"}
+            if steps[i].name not in con.times.gone:   # raised: nothing of it is left to run
+                con.finished(steps[i].name, None)
             finished[i].set()
 
-    results, _ = schedule.run(costs, slot_list, start, log)
+    with con.pool([steps[i].name for i in todo]):
+        results, _ = schedule.run(costs, slot_list, start, con)
     results = [results[i] for i in back]
     steps = [steps[i] for i in back]
     status = []
@@ -352,6 +372,17 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
             (run_dir / "error.json").write_text(json.dumps({"error": s["error"], "notebook": s["notebook"]}))
         status.append(s)
     return status
+
+
+def expect_trainings(con: Console, names: list[str], costs: list[float], detector: list[bool]) -> None:
+    """The pool's steps for the time left: a training at its cost estimate; the detector,
+    whose ordering cost is a placeholder (estimates), at the mean training's and without
+    correcting the trainings' rate."""
+    con.times.listed("train")
+    trainings = [c for c, d in zip(costs, detector) if not d]
+    mean = sum(trainings) / len(trainings) if trainings else 1.0
+    for name, cost, det in zip(names, costs, detector):
+        con.times.expect(name, "train", mean if det else cost, pooled=True, calibrates=not det)
 
 
 def dependency_order(steps: list, resolved: list) -> tuple[list, list, list]:
@@ -410,33 +441,70 @@ def estimate(p: dict | None) -> float:
         return 0.0
 
 
-def run(cfg: dict, force: bool = False, log=print) -> list[dict]:
-    t0 = time.time()
-    status = run_targets(cfg, force, log)
+def run(cfg: dict, force: bool = False, log=None) -> list[dict]:
+    """The whole study; `log` takes every printed line (default: the console, beside the
+    training pool's bar). The last line names the report's files."""
+    con = Console(log, n_slots=len(schedule.slots(schedule.resolve_gpus(cfg["gpus"]), cfg["strategy"],
+                                                  schedule.resolve_cpu_jobs(cfg["cpu_jobs"]))))
+    expect_serial_steps(con, cfg)
+    status = run_targets(cfg, force, con)
     evaluated = [paths.target_dir(cfg["study"], t, cfg["results_dir"] or None) / "evaluation" / "summary.csv" for t in cfg["targets"]]
+    report = []
     if all(p.is_file() for p in evaluated):
-        study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
-        rep = Step("report", "report", study_root / "report" / "report.ipynb",
-                   dict(study=cfg["study"], results_dir=cfg["results_dir"], targets=cfg["targets"]),
-                   files_digest([p.parent / f for p in evaluated for f in ("summary.csv", "runs.csv", "failed.csv", "decisions.json", "claims.csv")])
-                   + code_digest(),
-                   paths.REPO / "report" / f"{cfg['study']}.pdf")
-        st = rep.run(force, log)
-        status.append(st)
-        if st["status"] == "done":
-            from . import render
-            html = render.to_html(rep.out_nb, paths.REPO / "report" / f"{cfg['study']}.html")
-            render.to_pdf(html, paths.REPO / "report" / f"{cfg['study']}.pdf")
-            log(f"[done] report/{cfg['study']}.html and .pdf")
+        status.append(report_step(cfg, evaluated).run(force, con))
+        report = report_files(cfg, status[-1])
     else:
-        log("[stop] report: an evaluation is missing")
+        con.finished("report", None)
+        con("[stop] report: an evaluation is missing")
     study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
+    wall = time.time() - con.t0
     (study_root / "study_status.json").write_text(json.dumps(
-        {"config": cfg, "steps": status, "wall_time_s": round(time.time() - t0, 1)}, indent=1))
+        {"config": cfg, "steps": status, "wall_time_s": round(wall, 1)}, indent=1))
     failed = [s for s in status if s["status"] == "failed"]
-    log(f"study {cfg['study']}: {len(status) - len(failed)} steps ok, {len(failed)} failed, "
-        f"{time.time() - t0:.0f} s")
+    con(f"study {cfg['study']}: {len(status) - len(failed)} steps ok, {len(failed)} failed, {clock(wall)}"
+        + (f"; report: {', '.join(shown(f) for f in report)}" if report else "; no report"))
     return status
+
+
+def expect_serial_steps(con: Console, cfg: dict) -> None:
+    """The steps outside the training pool, for the time left: each target's preparation and
+    evaluation (its cost: the number of models it evaluates), then the report; the trainings
+    are listed once the data they read is prepared."""
+    for target in cfg["targets"]:
+        con.times.expect(f"prepare ({target})", "prepare", 1)
+        con.times.expect(f"evaluate ({target})", "evaluate", len(models_for(cfg, target)))
+    con.times.expect("report", "report", 1)
+    con.times.later("train")   # listed once the data is prepared (train_all)
+
+
+def report_step(cfg: dict, evaluated: list[Path]) -> Step:
+    study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
+    return Step("report", "report", study_root / "report" / "report.ipynb",
+                dict(study=cfg["study"], results_dir=cfg["results_dir"], targets=cfg["targets"]),
+                files_digest([p.parent / f for p in evaluated for f in ("summary.csv", "runs.csv", "failed.csv", "decisions.json", "claims.csv")])
+                + code_digest(),
+                paths.REPO / "report" / f"{cfg['study']}.pdf")
+
+
+def report_files(cfg: dict, status: dict) -> list[Path]:
+    """The report's files: rendered from the executed report notebook when it ran (render's
+    own paths), those of its last run when it was skipped, none when it failed."""
+    if status["status"] == "failed":
+        return []
+    html, pdf = paths.REPO / "report" / f"{cfg['study']}.html", paths.REPO / "report" / f"{cfg['study']}.pdf"
+    if status["status"] == "done":
+        from . import render
+        html = render.to_html(Path(status["notebook"]), html)
+        pdf = render.to_pdf(html, pdf)
+    return [f for f in (html, pdf) if f.is_file()]
+
+
+def shown(path: Path) -> str:
+    """A path as a user types it: relative to the working folder when under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def main(path: str | None, overrides: dict, force: bool) -> int:
