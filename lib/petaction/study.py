@@ -357,8 +357,10 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
                 con.finished(steps[i].name, None)
             finished[i].set()
 
+    cwd = os.getcwd()
     with con.pool([steps[i].name for i in todo]):
         results, _ = schedule.run(costs, slot_list, start, con)
+    os.chdir(cwd)   # papermill's cwd= is a process-wide chdir: runs side by side can leave it in notebooks/
     results = [results[i] for i in back]
     steps = [steps[i] for i in back]
     status = []
