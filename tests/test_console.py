@@ -128,3 +128,30 @@ def test_kinds_listed_later_are_unknown_until_listed():
     assert t.text(now=5) == "time left: known when the first training ends"
     t.listed("train")                         # every training fresh: none to run
     assert t.text(now=5) == "~0 s left"
+
+
+def test_the_pool_leaves_the_working_folder_as_it_found_it(tmp_path, monkeypatch):
+    """papermill's cwd= chdirs the whole process; two runs side by side restore each other's."""
+    import os
+    from petaction import study
+
+    class ChdirStep:
+        def __init__(self, name):
+            self.name, self.done, self.after = name, tmp_path / name / "metrics.json", None
+            self.out_nb = self.done.with_name("train.ipynb")
+
+        def fresh(self):
+            return False
+
+        def run(self, force, log, env=None):
+            import time
+            old = os.getcwd()         # as papermill.utils.chdir does
+            os.chdir(tmp_path)
+            time.sleep(0.1 if self.name == "a" else 0.2)
+            os.chdir(old)
+            return {"step": self.name, "status": "done", "notebook": str(self.out_nb)}
+
+    monkeypatch.chdir(tmp_path.parent)
+    steps = [ChdirStep("a"), ChdirStep("b")]
+    study.train_all(steps, [None, None], {"gpus": [], "strategy": "parallel", "cpu_jobs": 2}, False, lambda *_: None)
+    assert os.getcwd() == str(tmp_path.parent)

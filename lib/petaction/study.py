@@ -357,8 +357,10 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
                 con.finished(steps[i].name, None)
             finished[i].set()
 
+    cwd = os.getcwd()
     with con.pool([steps[i].name for i in todo]):
         results, _ = schedule.run(costs, slot_list, start, con)
+    os.chdir(cwd)   # papermill's cwd= is a process-wide chdir: runs side by side can leave it in notebooks/
     results = [results[i] for i in back]
     steps = [steps[i] for i in back]
     status = []
@@ -487,8 +489,9 @@ def report_step(cfg: dict, evaluated: list[Path]) -> Step:
 
 
 def report_files(cfg: dict, status: dict) -> list[Path]:
-    """The report's files: rendered from the executed report notebook when it ran (render's
-    own paths), those of its last run when it was skipped, none when it failed."""
+    """The report's files: the HTML and PDF rendered from the executed report notebook when
+    it ran (render's own paths; those of its last run when it was skipped), then whatever
+    else the report step wrote as report/<study>.*; none when it failed."""
     if status["status"] == "failed":
         return []
     html, pdf = paths.REPO / "report" / f"{cfg['study']}.html", paths.REPO / "report" / f"{cfg['study']}.pdf"
@@ -496,7 +499,8 @@ def report_files(cfg: dict, status: dict) -> list[Path]:
         from . import render
         html = render.to_html(Path(status["notebook"]), html)
         pdf = render.to_pdf(html, pdf)
-    return [f for f in (html, pdf) if f.is_file()]
+    rendered = [f for f in (html, pdf) if f.is_file()]
+    return rendered + sorted(set((paths.REPO / "report").glob(f"{cfg['study']}.*")) - set(rendered))
 
 
 def shown(path: Path) -> str:
