@@ -80,10 +80,15 @@ def recipe_search(result: dict) -> pd.DataFrame:
 
 
 def study_time(result: dict) -> pd.DataFrame:
-    """The default study's steps as `make study` ran them, and the whole wall time."""
-    rows = [{"step": s["step"], "status": s["status"], "seconds": num(s["seconds"], ".0f")} for s in result["steps"]]
+    """The default study's steps as `make study` ran them (with each training's share of all
+    training seconds: which trainings dominate the wall time), and the whole wall time."""
+    trained = sum(s["seconds"] or 0 for s in result["steps"] if s["step"].startswith(("train", "detector")))
+    rows = [{"step": s["step"], "status": s["status"], "seconds": num(s["seconds"], ".0f"),
+             "share of training": (f"{s['seconds'] / trained:.0%}" if s["seconds"] and trained
+                                   and s["step"].startswith(("train", "detector")) else "")}
+            for s in result["steps"]]
     rows.append({"step": f"whole study ({result['cpu_jobs']} CPU slots)", "status": "",
-                 "seconds": num(result["wall_time_s"], ".0f")})
+                 "seconds": num(result["wall_time_s"], ".0f"), "share of training": ""})
     return pd.DataFrame(rows)
 
 
