@@ -589,7 +589,7 @@ def detector_selection(d: dict) -> str:
 
 def e2e_info(r: dict) -> dict:
     """decisions.json's record of the accuracy measured with the detector's boxes (evaluate.end_to_end)."""
-    return decisions(r).get("e2e") or {"models": [], "skipped": {}, "rows": []}
+    return (r.get("decisions") or {}).get("e2e") or {"models": [], "skipped": {}, "rows": []}
 
 
 def accuracy_source(r: dict) -> str:
