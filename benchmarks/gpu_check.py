@@ -21,9 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from petaction import launch, mmconfig, prepare, provenance
+from petaction.training import launch
+from petaction.models import mmconfig
+from petaction.data import prepare
+from petaction.core import provenance
 from petaction import params as P
-from petaction import train  # (imports mmcompat: mmaction works on the pinned versions)
+from petaction.training import train  # (imports mmcompat: mmaction works on the pinned versions)
 
 
 def timing_hook():

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from petaction import params as P
-from petaction import paths, provenance, study
+from petaction.core import paths, provenance
+from petaction import study
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -16,8 +16,9 @@ import argparse
 import time
 
 from petaction import params as P
-from petaction import provenance, schedule
-from petaction.paths import PARAMS
+from petaction.core import provenance
+from petaction import schedule
+from petaction.core.paths import PARAMS
 
 
 def main(argv=None) -> dict:

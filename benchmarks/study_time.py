@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from petaction import paths, provenance
+from petaction.core import paths, provenance
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

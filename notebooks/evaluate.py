@@ -31,7 +31,8 @@ margin = 0.02         # non-inferiority margin (top-1, on validation) for recomm
 
 # %%
 from IPython.display import display
-from petaction import evaluate, params
+from petaction.evaluation import evaluate
+from petaction import params
 
 P = params.from_notebook(globals(), "evaluate")
 E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["models"] or None,

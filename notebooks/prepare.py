@@ -49,7 +49,9 @@ synth_size = [192, 144]
 
 # %%
 from IPython.display import display
-from petaction import params, prepare, views
+from petaction import params
+from petaction.data import prepare
+from petaction.reporting import views
 
 P = params.from_notebook(globals(), "prepare")
 info = prepare.prepare(**P)

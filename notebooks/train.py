@@ -67,7 +67,9 @@ finetune = None
 
 # %%
 from IPython.display import display
-from petaction import params, train, views
+from petaction import params
+from petaction.training import train
+from petaction.reporting import views
 
 P = params.resolve_train(params.from_notebook(globals(), "train"))
 views.settings(P)

@@ -10,9 +10,9 @@ import time
 import pandas as pd
 import pytest
 
-from petaction import mmcompat
+from petaction.models import mmcompat
 from petaction import params as P
-from petaction import train
+from petaction.training import train
 
 EPOCHS = 2
 

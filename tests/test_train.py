@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from petaction import params as P
-from petaction import train
+from petaction.training import train
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_checkpoints_from_elsewhere_load_weights_only(tmp_path):
     """A checkpoint the study did not write cannot run code when loaded (torch's weights-only)."""
     import pickle
     import torch
-    from petaction import mmcompat
+    from petaction.models import mmcompat
 
     class Boom:
         def __reduce__(self):

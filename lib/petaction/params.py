@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from . import pretrained
-from .paths import NOTEBOOKS, PARAMS
+from .models import pretrained
+from .core.paths import NOTEBOOKS, PARAMS
 
 
 class ParamError(ValueError):

@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 
 from . import params as P
-from . import paths, pretrained, schedule
-from .provenance import files_digest
+from .core import paths
+from .models import pretrained
+from . import schedule
+from .core.provenance import files_digest
 
 STUDY_DEFAULTS = dict(
     study="default",     # results/<study>/, report/<study>.html
@@ -216,7 +218,7 @@ def common_params(cfg: dict, target: str) -> dict:
 
 
 def data_inputs(cfg: dict, target: str, fold: int = 0) -> str:
-    from .train import data_lists
+    from .training.train import data_lists
     return files_digest(data_lists(paths.target_dir(cfg["study"], target, cfg["results_dir"] or None) / "data", fold))
 
 
@@ -424,7 +426,7 @@ def run(cfg: dict, force: bool = False, log=print) -> list[dict]:
         st = rep.run(force, log)
         status.append(st)
         if st["status"] == "done":
-            from . import render
+            from .reporting import render
             html = render.to_html(rep.out_nb, paths.REPO / "report" / f"{cfg['study']}.html")
             render.to_pdf(html, paths.REPO / "report" / f"{cfg['study']}.pdf")
             log(f"[done] report/{cfg['study']}.html and .pdf")

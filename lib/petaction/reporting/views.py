@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import figures, paths
+from ..evaluation import figures
+from ..core import paths
 
 
 

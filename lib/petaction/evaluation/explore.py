@@ -3,7 +3,7 @@
 notebooks/explore.ipynb (JupyterLab) browses with these functions; evaluate.evaluate calls
 `common_confusions` and `gallery` for the report's gallery of the commonest confusions.
 
-    from petaction import explore
+    from petaction.evaluation import explore
     clips = explore.clips("default", split="test", label="TAILING")
     explore.clip_figure(clips.iloc[0])            # source frames, box and keypoints drawn
     preds = explore.predictions("default", "tsm")  # test clips with true and predicted class
@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from . import aihub, paths
+from ..data import aihub
+from ..core import paths
 from .figures import plt, save
 
 KEYPOINT_EDGES = [(1, 2), (1, 3), (3, 4), (2, 5), (5, 6), (5, 7), (6, 8), (7, 9), (5, 14),

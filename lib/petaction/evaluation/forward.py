@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import mmcompat
+from ..models import mmcompat
 
 mmcompat.install_drn_standin()   # before any mmaction import (idempotent): see mmcompat
 
@@ -109,11 +109,11 @@ def build_model(p: dict, num_classes: int) -> nn.Module:
     from mmengine.config import ConfigDict
     from mmengine.registry import init_default_scope
 
-    from . import mmconfig
+    from ..models import mmconfig
     from mmaction.registry import MODELS
     init_default_scope("mmaction")
     if is_fast_rcnn_params(p):
-        from . import detection
+        from ..training import detection
         cfg = detection.model_dict(p, num_classes)
     else:
         cfg = mmconfig.model_dict(p, num_classes)

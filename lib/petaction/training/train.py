@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import mmcompat, mmconfig, paths, provenance  # noqa: F401  (mmcompat first: fixes mmaction import)
+from ..models import mmcompat, mmconfig  # noqa: F401  (mmcompat first: fixes mmaction import)
+from ..core import paths, provenance  # noqa: F401  (mmcompat first: fixes mmaction import)
 from . import launch
 
 
@@ -161,7 +162,7 @@ def run(p: dict, log=print) -> dict:
 
 
 def worker(out: Path, resume: bool, launcher: str) -> None:
-    """One process of a distributed training (python -m petaction.launch)."""
+    """One process of a distributed training (python -m petaction.training.launch)."""
     from mmengine.config import Config
     cfg = Config.fromfile(str(out / "config.py"))
     cfg.launcher = launcher

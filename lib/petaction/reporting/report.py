@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from . import paths
+from ..core import paths
 
 MAX_COLUMNS = 7   # a wider table is split (the model column repeated) so it fits the page
 
@@ -274,7 +274,8 @@ def schedules(r: dict) -> str:
 
 
 def methods(r: dict) -> str:
-    from . import detection, mmconfig
+    from ..training import detection
+    from ..models import mmconfig
     rows = []
     for model in r["summary"]["model"]:
         p = r["run_params"][model]
@@ -479,7 +480,7 @@ def verdict(v) -> str:
 
 
 def has_fast_rcnn(r: dict) -> bool:
-    from .detection import is_fast_rcnn
+    from ..training.detection import is_fast_rcnn
     return any(is_fast_rcnn(p) for p in r.get("run_params", {}).values())
 
 
@@ -510,7 +511,7 @@ def accuracy_source(r: dict) -> str:
 
 def recommendation(r: dict) -> str:
     """Which model to run in real time: decisions.json's recommendation, in words."""
-    from .cost import pareto_front
+    from ..evaluation.cost import pareto_front
     s, c, rec = r["summary"], r["cost"], decisions(r)["recommendation"]
     if c is None or rec["reason"] == "no_cost":
         return "No cost measurements."
@@ -606,7 +607,7 @@ def diagnosis_table(d: pd.DataFrame) -> str:
 
 def model_story(r: dict, model: str) -> str:
     """What one model's curves say about its score (used for SlowFast and the weakest model)."""
-    from .diagnose import VERDICTS
+    from ..evaluation.diagnose import VERDICTS
     d = r["diagnosis"].set_index("model")
     ranking = decisions(r)["ranking"]
     s = r["summary"].set_index("model")

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import forward, mmcompat
+from ..evaluation import forward
+from ..models import mmcompat
 
 mmcompat.install_drn_standin()   # before any mmaction import (idempotent): see mmcompat
 
@@ -32,7 +33,7 @@ ScoreNet = forward.RecognizerForward
 
 def checkpoint_of(run: Path) -> Path:
     """The run's best checkpoint, or one clear error naming the folder and what to do."""
-    from .train import best_checkpoint
+    from ..training.train import best_checkpoint
     run = Path(run)
     if not (run / "config.py").is_file():
         raise FileNotFoundError(f"{run} is not a training run folder (no config.py): "

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import pretrained, stats
+from ..models import pretrained
+from . import stats
 
 COLUMNS = ["model_a", "model_b", "init_a", "init_b", "n_seeds", "n_clips", "top1_a", "top1_b", "diff",
            "diff_ci_low", "diff_ci_high", "a_only", "b_only", "p_value", "source_b", "loaded_b", "missing_b",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from . import paths
+from ..core import paths
 
 SCRATCH, ZOO = "scratch", "zoo"
 TARGETS = ("action", "emotion")          # params.CHOICES["target"] (params imports this module)

@@ -32,9 +32,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import crop, export, video
-from .cost import FRAME_MS
-from .prepare import DEFAULTS as PREPARE_DEFAULTS
+from ..data import crop, video
+from . import export
+from ..evaluation.cost import FRAME_MS
+from ..data.prepare import DEFAULTS as PREPARE_DEFAULTS
 
 WHOLE_FRAME = "whole frame (no pet detector trained for this study)"
 
@@ -56,7 +57,7 @@ class LabelBoxes:
     name = "AI-Hub label boxes (ground truth, not a detector)"
 
     def __init__(self, label_json: Path):
-        from . import aihub
+        from ..data import aihub
         self.boxes = aihub.boxes_by_frame(aihub.load_label(label_json)["annotations"])
         if not self.boxes:
             raise ValueError(f"{label_json}: no usable bounding_box in its annotations: use --boxes none")
@@ -72,7 +73,7 @@ class LabelBoxes:
         raise FileNotFoundError(f"no label JSON named {folder.name}.json near {folder}: use --boxes none")
 
     def __call__(self, frame: video.Frame):
-        from . import aihub
+        from ..data import aihub
         return aihub.nearest_box(self.boxes, frame.index)
 
 

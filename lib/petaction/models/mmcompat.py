@@ -119,6 +119,7 @@ def register_checkpoint_loader() -> None:
 
 
 register_checkpoint_loader()
-from . import mmhooks, mmmodels, pretrained  # noqa: E402,F401  (registers our hooks, backbone adapter, init)
+from ..training import mmhooks  # noqa: E402,F401  (registers our hooks, backbone adapter, init)
+from . import mmmodels, pretrained  # noqa: E402,F401  (registers our hooks, backbone adapter, init)
 
 pretrained.register()

@@ -1,7 +1,7 @@
 """The pet detector for raw frames: what finds the box that every crop-based model needs.
 
     papermill notebooks/detector.ipynb out.ipynb -p study default
-    petaction.detector.run(study="default", profile="quick")
+    petaction.training.detector.run(study="default", profile="quick")
 
 mmdet's two-stage Faster R-CNN (its ``faster-rcnn_r50_fpn`` base config; the quick profile
 swaps in ResNet-18 and a thin FPN), trained from scratch on the dataset's frame boxes (one
@@ -22,8 +22,9 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from . import mmconfig, paths
-from .params import deep_merge
+from ..models import mmconfig
+from ..core import paths
+from ..params import deep_merge
 
 METRICS_DOC = """metrics.json: {detector, profile, img_size, box_ap, box_ap50, box_ap75 (COCO box AP on
 the test split, 0..1), n_images {train, val, test}, best_checkpoint, train_time_s, wall_time_s,
@@ -81,7 +82,7 @@ def coco_split(data: Path, split: str, frames_per_clip: int) -> dict:
 
 
 def _frame_shape(path: Path) -> tuple[int, int]:
-    from . import crop
+    from ..data import crop
     img = crop.read_image(path)
     if img is None:
         raise FileNotFoundError(f"cannot read {path}")
@@ -140,7 +141,7 @@ def build(s: dict, data: Path, out: Path, seed: int = 0) -> Config:
     sched = dict(epochs=s["epochs"], warmup_epochs=1, lr_decay_from=0.5)
     cfg = dict(
         default_scope="mmdet",
-        custom_imports=dict(imports=["petaction.mmcompat"], allow_failed_imports=False),
+        custom_imports=dict(imports=["petaction.models.mmcompat"], allow_failed_imports=False),
         model=model_dict(s),
         train_dataloader=loader(s, data, coco["train"], train_pipe, True),
         val_dataloader=loader(s, data, coco["val"], test_pipe, False),
@@ -174,7 +175,7 @@ def latency(model, dataset) -> dict:
     """CPU time of one frame at batch 1 through the detector (eval mode): the test set's first
     frame through the test pipeline, timed as cost.py times the recognisers."""
     import torch
-    from . import cost
+    from ..evaluation import cost
     model = model.eval()
     item = dataset[0]
     batch = model.data_preprocessor(dict(inputs=[item["inputs"]], data_samples=[item["data_samples"]]), False)
@@ -193,7 +194,7 @@ def measure(det_dir: Path) -> dict:
     from mmdet.registry import DATASETS, MODELS
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
-    from . import mmcompat
+    from ..models import mmcompat
     ckpt = det_dir / json.loads((det_dir / "metrics.json").read_text())["best_checkpoint"]
     if not mmcompat.is_trusted(ckpt):   # mmcompat's loader would load it weights-only and fail
         raise ValueError(f"{ckpt} is not a checkpoint this study's detector run recorded; run the detector again")

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import forward, provenance
+from . import forward
+from ..core import provenance
 
 FRAME_MS = 200  # one cached frame per 200 ms of video (prepare keeps the AI-Hub frame rate)
 
@@ -130,7 +131,7 @@ def window_s(p: dict) -> float:
 def build_model(run: Path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    import petaction.mmcompat  # noqa: F401  (registers this project's modules)
+    import petaction.models.mmcompat  # noqa: F401  (registers this project's modules)
     from mmaction.registry import MODELS
     init_default_scope("mmaction")
     cfg = Config.fromfile(str(run / "config.py"))
@@ -230,7 +231,7 @@ def timing_inputs(run: Path, batch: int) -> dict:
     """A run's whole test-time forward (forward.build on its config.py's model, eval mode) and
     example inputs at batch 1 and ``batch`` (all test views; fast_rcnn: its whole frames and
     one RoI per clip)."""
-    from . import detection
+    from ..training import detection
     p = json.loads((run / "params.json").read_text())
     net = forward.build(build_model(run))
     shape = detection.frame_shape(run) if forward.is_fast_rcnn_params(p) else None
@@ -289,7 +290,7 @@ def measure_runs(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: i
 def boxes_per_prediction(p: dict) -> int:
     """Pet boxes one prediction needs: fast_rcnn takes one RoI (its key frame); a crop model was
     trained on frames each cropped to its own box, so every frame it sees needs a detection."""
-    from .detection import is_fast_rcnn
+    from ..training.detection import is_fast_rcnn
     if is_fast_rcnn(p):
         return 1
     return p["clip_len"] * p["test_clips"] if p["sampling"] == "clip" else p["num_segments"]

@@ -54,7 +54,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import export, mmcompat
+from . import export
+from ..models import mmcompat
 
 mmcompat.install_drn_standin()   # before any mmaction import (as export does)
 

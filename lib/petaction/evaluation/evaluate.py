@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, diagnose, explore, figures, metrics, paths, stats
+from . import cost, diagnose, explore, figures, stats
+from ..core import metrics, paths
 
 COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom",
                 "cpu_throughput_cps", "peak_mem_mb"]
@@ -465,7 +466,7 @@ def detector_cost(study: str, results_dir, out: Path) -> dict | None:
     """The study's pet detector (notebooks/detector.ipynb, trained on the action target's frames):
     its test box AP from its metrics.json and its latency timed again now, beside the models;
     written to evaluation/detector.json. None when the study has no trained detector."""
-    from . import detector
+    from ..training import detector
     det_dir = detector.out_dir(study, "action", results_dir)
     (out / "detector.json").unlink(missing_ok=True)
     if not (det_dir / "metrics.json").is_file():

@@ -77,7 +77,7 @@ class TrustCheckpointsHook(Hook):
         self._seen = set()
 
     def _record(self, runner) -> None:
-        from .mmcompat import record_checkpoint
+        from ..models.mmcompat import record_checkpoint
         if not _is_main():
             return
         hub = runner.message_hub
@@ -107,7 +107,7 @@ class TrustCheckpointsHook(Hook):
 
         import torch
 
-        from .mmcompat import TRUST_FILE, is_trusted, sha256
+        from ..models.mmcompat import TRUST_FILE, is_trusted, sha256
         last = runner.message_hub.get_info("last_ckpt")
         if not last or not Path(last).is_file() or not is_trusted(last):
             return

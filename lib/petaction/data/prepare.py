@@ -25,8 +25,9 @@ from pathlib import Path
 
 import cv2
 
-from . import aihub, classes, crop, paths, splits
-from .provenance import files_digest
+from . import aihub, classes, crop, splits
+from ..core import paths
+from ..core.provenance import files_digest
 
 DEFAULTS = dict(
     data_root="",            # AI-Hub tree; empty: generate the embedded synthetic set
@@ -74,7 +75,7 @@ def check_params(p: dict) -> dict:
         raise ValueError("train_ratio + val_ratio + test_ratio must add up to 1")
     if p["train_ratio"] <= 0 or min(p["val_ratio"], p["test_ratio"]) < 0:
         raise ValueError("train_ratio must be above 0, and val_ratio and test_ratio 0 or more")
-    from .params import check_folds
+    from ..params import check_folds
     check_folds(p["folds"])
     return p
 
@@ -317,7 +318,7 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, *, fo
         {"target": p["target"], "classes": class_names, "order_only": order_only}, indent=1))
     summary = splits.count_table(rows, class_names)
     write_csv(out / "summary.csv", summary, list(summary[0].keys()))
-    from . import provenance
+    from ..core import provenance
     info = dict(params=p, study=study, data_dir=str(final), source=str(source), clips_found=len(clips), clips_kept=len(rows),
                 rejected=len(rejected), text_mismatch=sum(not r["text_ok"] for r in rows),
                 classes=class_names, provenance=provenance.collect())

@@ -29,7 +29,8 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 
-from . import mmcompat, mmconfig, paths
+from ..models import mmcompat, mmconfig
+from ..core import paths
 
 mmcompat.install_drn_standin()   # before any mmaction import (idempotent; mmcompat did it already)
 from mmaction.datasets import RawframeDataset  # noqa: E402
@@ -113,7 +114,7 @@ class ClipBoxMetric(BaseMetric):
     def compute_metrics(self, results: list) -> dict:
         from sklearn.metrics import average_precision_score
 
-        from . import metrics
+        from ..core import metrics
         scores = np.stack([r["pred_score"] for r in results])
         labels = np.array([r["gt_label"] for r in results])
         out = {f"top{k}": metrics.topk(scores, labels, k) for k in self.topk}
@@ -131,7 +132,8 @@ def full_frames(p: dict) -> Path:
     crop: false, else ``data_full<img_size>`` beside it, prepared on first use with the
     study's prepare parameters (crop off, short side img_size) and checked to hold the
     same test clips, so fast_rcnn pairs clip for clip with every other model."""
-    from . import prepare, train
+    from ..data import prepare
+    from . import train
     data = train.data_dir(p["study"], p["target"], p["results_dir"] or None, p.get("fold", 0))
     info = json.loads((data / "prepare.json").read_text())
     if not info["params"]["crop"]:
@@ -154,7 +156,7 @@ def full_frames(p: dict) -> Path:
 
 def model_dict(p: dict, n: int) -> dict:
     """The AVA SlowOnly Fast R-CNN of mmaction2's zoo config, layered with the model file."""
-    from .params import deep_merge, strip_delete
+    from ..params import deep_merge, strip_delete
     model = Config.fromfile(str(mmconfig.mm_configs_dir() / ZOO_CONFIG)).model.to_dict()
     model = deep_merge(model, p["model_cfg"])
     if p["lite"]:
@@ -194,7 +196,7 @@ def build(p: dict, data: Path, run_dir: Path, class_names: list[str]) -> Config:
     train_pipe, test_pipe = pipelines(p)
     topk = mmconfig.topk(n)
     return Config(dict(
-        mmconfig.training(p, run_dir, class_names, imports=("petaction.mmcompat", "petaction.detection")),
+        mmconfig.training(p, run_dir, class_names, imports=("petaction.models.mmcompat", "petaction.training.detection")),
         model=model_dict(p, n),
         train_dataloader=loader(p, data, "train", train_pipe, n, True),
         val_dataloader=loader(p, data, "val", test_pipe, n, False),
@@ -231,7 +233,7 @@ def run(p: dict) -> dict:
 
 def frame_shape(run: Path) -> tuple[int, int]:
     """(height, width) of the whole frames the run was trained on (its first test clip)."""
-    from . import crop
+    from ..data import crop
     data = Path(json.loads((run / "metrics.json").read_text())["data_dir"])
     clip = (data / "test.txt").read_text().split()[0]
     return crop.read_image(data / "frames" / clip / mmconfig.FILENAME_TMPL.format(1)).shape[:2]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from . import paths, pretrained
-from .params import deep_merge, strip_delete
+from ..core import paths
+from . import pretrained
+from ..params import deep_merge, strip_delete
 
 TSM_TYPES = {"ResNetTSM", "SmallInputResNetTSM", "MobileNetV2TSM", "TSMHead"}   # mmmodels registers SmallInput*
 FILENAME_TMPL = "img_{:05d}.jpg"
@@ -110,7 +111,7 @@ def topk(n: int) -> tuple:
     return tuple(sorted({1, min(3, n), min(5, n)}))
 
 
-def training(p: dict, run_dir: Path, class_names: list[str], imports=("petaction.mmcompat",)) -> dict:
+def training(p: dict, run_dir: Path, class_names: list[str], imports=("petaction.models.mmcompat",)) -> dict:
     """What every training here shares, whatever the model and data: epochs and validation,
     optimizer and schedule, hooks, seeding, work dir (mmconfig.build and detection.build)."""
     optimizer = dict(type=p["optimizer"], lr=p["lr"], weight_decay=p["weight_decay"])
