@@ -26,7 +26,9 @@ from petaction.models import mmconfig
 from petaction.data import prepare
 from petaction.core import provenance
 from petaction import params as P
-from petaction.training import train  # (imports mmcompat: mmaction works on the pinned versions)
+from petaction import setup
+from petaction.training import train
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def timing_hook():

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 
+from petaction import setup
 from petaction.training import detector
 from petaction.core import paths, provenance
 from petaction.evaluation.cost import MIN_TIME_S, measure
 from petaction.evaluation.evaluate import find_runs
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from petaction.data import prepare
 
 BARE = """
 import sys, time
-import petaction.models.mmcompat  # the config's custom_imports would do the same
+import petaction.mmsetup  # noqa: F401  (runs petaction.setup(), as the config's custom_imports would)
 from mmengine.config import Config
 from mmengine.runner import Runner
 cfg = Config.fromfile(sys.argv[1]); cfg.work_dir = sys.argv[2]

@@ -21,7 +21,7 @@ out (a JSON file for the curve).
 """
 import json, sys, time, math, os
 import numpy as np, torch, cv2
-import petaction.models.mmcompat  # noqa
+import petaction.mmsetup  # noqa: F401  (runs petaction.setup())
 from petaction import params
 from petaction.models import mmconfig
 from mmaction.registry import MODELS

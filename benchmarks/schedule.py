@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import time
 
+from petaction import setup
 from petaction import params as P
 from petaction.core import provenance
 from petaction import schedule
 from petaction.core.paths import PARAMS
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def main(argv=None) -> dict:

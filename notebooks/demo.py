@@ -38,9 +38,11 @@ import cv2
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, display
+from petaction import setup
 from petaction.deploy import infer
 from petaction.core import paths
 from petaction.data import video as V
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 src = V.sample_video() if video == "sample" else video
 run_dir, out_dir = paths.REPO / run, paths.REPO / out

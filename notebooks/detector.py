@@ -30,8 +30,10 @@ seed = 0
 
 # %%
 import json
+from petaction import setup
 from petaction.training import detector
 from petaction import params
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 P = params.from_notebook(globals(), "detector")
 M = detector.run(P["study"], P["target"], P["profile"], P["results_dir"] or None, P["seed"])

@@ -31,8 +31,10 @@ margin = 0.02         # non-inferiority margin (top-1, on validation) for recomm
 
 # %%
 from IPython.display import display
+from petaction import setup
 from petaction.evaluation import evaluate
 from petaction import params
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 P = params.from_notebook(globals(), "evaluate")
 E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["models"] or None,

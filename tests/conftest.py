@@ -5,6 +5,10 @@ sys.path.insert(0, str(Path(__file__).parent))   # test helpers (aihub_fixture)
 
 import pytest  # noqa: E402
 
+import petaction  # noqa: E402
+
+petaction.setup()   # what every entry point does first (the CLI, the notebooks, the configs' custom_imports)
+
 # Enough clips per class for a train/val/test split of every class (3+), small and short.
 TINY_PREPARE = {"synth_scale": 0.4, "synth_frames": 10, "short_side": 32, "workers": 1}
 

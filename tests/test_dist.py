@@ -46,7 +46,7 @@ def test_torchrun_command_one_box_and_slurm(tmp_path):
     p = P.resolve_train({"model": "tsn", "profile": "tiny", "nproc": 4})
     cmd = launch.torchrun_command(p, tmp_path, resume=True, env={})
     assert cmd[1:5] == ["-m", "torch.distributed.run", "--nproc_per_node", "4"] and "--standalone" in cmd
-    assert cmd[-3:] == ["petaction.training.launch", str(tmp_path), "--resume"]
+    assert cmd[-3:] == ["petaction.training.worker", str(tmp_path), "--resume"]
     with pytest.raises(P.ParamError, match="needs a Slurm allocation"):
         launch.torchrun_command(dict(p, nnodes=2), tmp_path, False, env={})
     cmd = launch.torchrun_command(dict(p, nnodes=2), tmp_path, False, env={"SLURM_JOB_ID": "77"}, head="node1")

@@ -240,7 +240,7 @@ def test_the_studys_pet_detector_plugs_into_the_localiser_hook(tmp_path):
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
     from petaction.training import detector
-    from petaction.models import mmcompat
+    from petaction.models import checkpoints
     det = tmp_path / "study" / "detector"
     det.mkdir(parents=True)
     cfg = detector.build(detector.settings("tiny"), tmp_path, det)
@@ -248,7 +248,7 @@ def test_the_studys_pet_detector_plugs_into_the_localiser_hook(tmp_path):
     init_default_scope("mmdet")
     torch.manual_seed(0)
     torch.save({"state_dict": MODELS.build(cfg.model).state_dict()}, det / "best.pth")
-    mmcompat.record_checkpoint(det / "best.pth")
+    checkpoints.record_checkpoint(det / "best.pth")
     (det / "metrics.json").write_text(json.dumps({"detector": "faster_rcnn_tiny", "box_ap": 0.0,
                                                   "best_checkpoint": "best.pth"}))
     run = tmp_path / "study" / "models" / "tsm" / "seed0"

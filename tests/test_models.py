@@ -8,7 +8,8 @@ MODELS = [m for m in P.names("models") if m != "fast_rcnn"]   # a box-level dete
 
 
 def count_params(model_cfg: dict) -> float:
-    from petaction.models import mmcompat  # noqa: F401
+    from petaction import setup
+    setup()
     from mmaction.registry import MODELS as REG
     from mmengine.registry import init_default_scope
     init_default_scope("mmaction")

@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from . import params as P
+    from . import setup
+    setup()
     try:
         if args.verb == "study":
             from . import study

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import yaml
 
-from .models import pretrained
+from .core.dicts import deep_merge, strip_delete  # noqa: F401  (params.deep_merge: the layering's merge)
+from .core.errors import ParamError
 from .core.paths import NOTEBOOKS, PARAMS
-
-
-class ParamError(ValueError):
-    """A bad parameter: unknown key, unknown model/profile, wrong value."""
+from .data.splits import check_folds  # noqa: F401  (params.check_folds: validated with the rest)
+from .models import pretrained
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -47,28 +46,6 @@ def load_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ParamError(f"{path} must hold a mapping of parameters")
     return data
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    """Recursive dict merge (a copy); `over` wins; lists and scalars are replaced whole.
-    As in mmengine configs, a dict with `_delete_: true` replaces instead of merging; the
-    marker stays (params layers merge before the mmaction2 base does) until strip_delete."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and v.get("_delete_"):
-            out[k] = copy.deepcopy(v)
-        elif isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def strip_delete(d):
-    """The dict without `_delete_` markers, once every layer has been merged."""
-    if isinstance(d, dict):
-        return {k: strip_delete(v) for k, v in d.items() if k != "_delete_"}
-    return d
 
 
 def names(kind: str) -> list[str]:
@@ -160,12 +137,6 @@ NOT_FINETUNED = {"model", "profile", "study", "target", "seed", "fold", "results
 
 CHOICES = {"target": ("action", "emotion"), "sampling": ("segments", "clip"),
            "optimizer": ("SGD", "AdamW"), "class_balance": ("none", "loss", "sampler")}
-
-
-def check_folds(k) -> None:
-    """A k-fold setting (study `folds`, prepare `folds`): 0 (off) or a whole number >= 2."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 0 or k == 1:
-        raise ParamError(f"folds must be 0 (off) or a whole number >= 2 (got {k!r})")
 
 
 def validate_train(p: dict) -> None:

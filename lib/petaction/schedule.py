@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 
-from .params import ParamError
+from .core.errors import ParamError
 
 STRATEGIES = ("parallel", "ddp")
 

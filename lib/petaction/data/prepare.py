@@ -75,7 +75,7 @@ def check_params(p: dict) -> dict:
         raise ValueError("train_ratio + val_ratio + test_ratio must add up to 1")
     if p["train_ratio"] <= 0 or min(p["val_ratio"], p["test_ratio"]) < 0:
         raise ValueError("train_ratio must be above 0, and val_ratio and test_ratio 0 or more")
-    from ..params import check_folds
+    from .splits import check_folds
     check_folds(p["folds"])
     return p
 

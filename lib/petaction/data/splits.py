@@ -18,6 +18,8 @@ from fractions import Fraction
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from ..core.errors import ParamError
+
 SPLITS = ("train", "val", "test")
 MAX_CARVE_FOLDS = 20   # a held-out share is m/k with k <= 20: 5% steps or finer
 
@@ -228,3 +230,9 @@ def count_table(rows: list[dict], class_names: list[str]) -> list[dict]:
     c = Counter((r["label"], r["split"]) for r in rows)
     return [dict(label=k, train=c[k, "train"], val=c[k, "val"], test=c[k, "test"],
                  total=c[k, "train"] + c[k, "val"] + c[k, "test"]) for k in class_names]
+
+
+def check_folds(k) -> None:
+    """A k-fold setting (study `folds`, prepare `folds`): 0 (off) or a whole number >= 2."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0 or k == 1:
+        raise ParamError(f"folds must be 0 (off) or a whole number >= 2 (got {k!r})")

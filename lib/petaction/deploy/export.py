@@ -19,9 +19,6 @@ import numpy as np
 import torch
 
 from ..evaluation import forward
-from ..models import mmcompat
-
-mmcompat.install_drn_standin()   # before any mmaction import (idempotent): see mmcompat
 
 OPSET = 17
 PARITY_TOL = 1e-4   # max abs class-score difference ONNX Runtime vs PyTorch
@@ -50,7 +47,8 @@ def load_recognizer(run: Path):
     from mmaction.apis import init_recognizer
     from mmengine.config import Config
     ckpt = checkpoint_of(run)
-    return init_recognizer(Config.fromfile(str(Path(run) / "config.py")), str(ckpt), device="cpu")
+    return init_recognizer(Config.fromfile(str(Path(run) / "config.py"), import_custom_modules=False),   # setup() has run
+                           str(ckpt), device="cpu")
 
 
 def run_params(run: Path) -> dict:

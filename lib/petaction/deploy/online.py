@@ -55,12 +55,10 @@ import torch
 from torch import nn
 
 from . import export
-from ..models import mmcompat
 
-mmcompat.install_drn_standin()   # before any mmaction import (as export does)
-
-from mmaction.models.backbones.resnet_tsm import TemporalShift  # noqa: E402
-from mmaction.registry import MODELS  # noqa: E402
+# mmaction.models imports on the pinned mmaction2 only after petaction.setup() (the entry points call it)
+from mmaction.models.backbones.resnet_tsm import TemporalShift
+from mmaction.registry import MODELS
 
 MODES = ("exact", "causal")
 TSM_BACKBONES = ("ResNetTSM", "MobileNetV2TSM")

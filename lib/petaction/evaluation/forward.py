@@ -29,9 +29,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import mmcompat
-
-mmcompat.install_drn_standin()   # before any mmaction import (idempotent): see mmcompat
 
 FRAME_ASPECT = 4 / 3   # whole frames (fast_rcnn) when the run's own are not at hand: AI-Hub's 4:3
 

@@ -6,22 +6,17 @@ runtime parts are built here. The result is a plain config that mmaction2's tool
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from mmengine.config import Config
 
 from ..core import paths
 from . import pretrained
-from ..params import deep_merge, strip_delete
+from .mmcompat import mm_configs_dir
+from ..core.dicts import deep_merge, strip_delete
 
 TSM_TYPES = {"ResNetTSM", "SmallInputResNetTSM", "MobileNetV2TSM", "TSMHead"}   # mmmodels registers SmallInput*
 FILENAME_TMPL = "img_{:05d}.jpg"
-
-
-def mm_configs_dir() -> Path:
-    spec = importlib.util.find_spec("mmaction")
-    return Path(spec.submodule_search_locations[0]) / ".mim" / "configs"
 
 
 def base_model(name: str) -> dict:
@@ -111,7 +106,7 @@ def topk(n: int) -> tuple:
     return tuple(sorted({1, min(3, n), min(5, n)}))
 
 
-def training(p: dict, run_dir: Path, class_names: list[str], imports=("petaction.models.mmcompat",)) -> dict:
+def training(p: dict, run_dir: Path, class_names: list[str], imports=("petaction.mmsetup",)) -> dict:
     """What every training here shares, whatever the model and data: epochs and validation,
     optimizer and schedule, hooks, seeding, work dir (mmconfig.build and detection.build)."""
     optimizer = dict(type=p["optimizer"], lr=p["lr"], weight_decay=p["weight_decay"])

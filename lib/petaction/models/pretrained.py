@@ -117,7 +117,7 @@ def metafile_models() -> dict[str, dict]:
     """Every model-zoo entry of the installed mmaction2: {Name: {url, config, metafile}}."""
     import yaml
 
-    from .mmconfig import mm_configs_dir
+    from .mmcompat import mm_configs_dir
     out = {}
     for meta in sorted(mm_configs_dir().rglob("metafile.yml")):
         data = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
@@ -216,7 +216,7 @@ def resolve(p: dict) -> dict:
 # ---- matching a checkpoint to an architecture ----
 
 def state_dict_of(checkpoint: str) -> dict:
-    """The weights of a checkpoint, through mmengine's loader (mmcompat's trust rule applies)."""
+    """The weights of a checkpoint, through mmengine's loader (models.checkpoints' trust rule applies)."""
     from mmengine.runner.checkpoint import _load_checkpoint
     ckpt = _load_checkpoint(checkpoint, map_location="cpu")
     if not isinstance(ckpt, dict):
@@ -318,7 +318,6 @@ def load_report(run: Path) -> dict:
 def build_model(model_cfg: dict):
     from mmengine.registry import init_default_scope
 
-    from . import mmcompat  # noqa: F401  (mmaction import fix, registrations)
     from mmaction.registry import MODELS
     init_default_scope("mmaction")
     return MODELS.build(model_cfg)
@@ -328,7 +327,6 @@ def accepts(type_name: str, arg: str) -> bool:
     """Whether the registered backbone class takes a constructor argument (frozen_stages ...)."""
     import inspect
 
-    from . import mmcompat  # noqa: F401
     from mmaction.registry import MODELS
     for cls in inspect.getmro(MODELS.get(type_name) or object):   # ResNetTSM passes **kwargs on to ResNet
         params = inspect.signature(cls.__init__).parameters

@@ -13,10 +13,10 @@ Whole frames come from a second, uncropped cache beside the study's data,
 written on first use from the study's own prepare parameters. A study prepared with
 ``crop: false`` already has whole frames in ``data/`` and uses them.
 
-What this module registers (named in the run's ``custom_imports``): ``PetBoxRawframeDataset``
+What this module registers (petaction.setup() imports it): ``PetBoxRawframeDataset``
 (rawframes plus each clip's ``boxes.json``), ``KeyFrameBox`` (the key frame's box as ground
 truth and RoI) and ``ClipBoxMetric`` (clip top-k from the box's scores, box mAP, and the
-per-clip scores in train.save_scores's format).
+per-clip scores in runfolder.save_scores's format).
 """
 from __future__ import annotations
 
@@ -29,13 +29,14 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 
-from ..models import mmcompat, mmconfig
-from ..core import paths
+from mmaction.datasets import RawframeDataset
+from mmaction.registry import DATASETS, METRICS, TRANSFORMS
+from mmcv.transforms import BaseTransform
 
-mmcompat.install_drn_standin()   # before any mmaction import (idempotent; mmcompat did it already)
-from mmaction.datasets import RawframeDataset  # noqa: E402
-from mmaction.registry import DATASETS, METRICS, TRANSFORMS  # noqa: E402
-from mmcv.transforms import BaseTransform  # noqa: E402
+from ..core import paths
+from ..models import mmconfig
+from . import runfolder
+from .runner import score_val, train_then_test
 
 ZOO_CONFIG = "detection/slowonly/slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb.py"
 
@@ -97,7 +98,7 @@ class KeyFrameBox(BaseTransform):
 class ClipBoxMetric(BaseMetric):
     """Clip top-k and mean class accuracy from the key box's class scores (one box per clip),
     the box-level mean AP over classes, and optionally the per-clip scores as the pickle
-    train.save_scores reads (``pred_score``, ``gt_label``, in test-list order)."""
+    runfolder.save_scores reads (``pred_score``, ``gt_label``, in test-list order)."""
     default_prefix = "acc"
 
     def __init__(self, topk=(1, 5), out_file: str = "", **kwargs):
@@ -133,8 +134,7 @@ def full_frames(p: dict) -> Path:
     study's prepare parameters (crop off, short side img_size) and checked to hold the
     same test clips, so fast_rcnn pairs clip for clip with every other model."""
     from ..data import prepare
-    from . import train
-    data = train.data_dir(p["study"], p["target"], p["results_dir"] or None, p.get("fold", 0))
+    data = runfolder.data_dir(p["study"], p["target"], p["results_dir"] or None, p.get("fold", 0))
     info = json.loads((data / "prepare.json").read_text())
     if not info["params"]["crop"]:
         return data
@@ -156,7 +156,7 @@ def full_frames(p: dict) -> Path:
 
 def model_dict(p: dict, n: int) -> dict:
     """The AVA SlowOnly Fast R-CNN of mmaction2's zoo config, layered with the model file."""
-    from ..params import deep_merge, strip_delete
+    from ..core.dicts import deep_merge, strip_delete
     model = Config.fromfile(str(mmconfig.mm_configs_dir() / ZOO_CONFIG)).model.to_dict()
     model = deep_merge(model, p["model_cfg"])
     if p["lite"]:
@@ -196,7 +196,7 @@ def build(p: dict, data: Path, run_dir: Path, class_names: list[str]) -> Config:
     train_pipe, test_pipe = pipelines(p)
     topk = mmconfig.topk(n)
     return Config(dict(
-        mmconfig.training(p, run_dir, class_names, imports=("petaction.models.mmcompat", "petaction.training.detection")),
+        mmconfig.training(p, run_dir, class_names, imports=("petaction.mmsetup",)),
         model=model_dict(p, n),
         train_dataloader=loader(p, data, "train", train_pipe, n, True),
         val_dataloader=loader(p, data, "val", test_pipe, n, False),
@@ -210,22 +210,21 @@ def build(p: dict, data: Path, run_dir: Path, class_names: list[str]) -> Config:
 
 def run(p: dict) -> dict:
     """Train fast_rcnn on whole frames, select on val, test once: train.run's outputs."""
-    from . import train
 
     t0 = time.time()
     data = full_frames(p)
     class_names = json.loads((data / "classes.json").read_text())["classes"]
     out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"])
     out.mkdir(parents=True, exist_ok=True)
-    train.clear_checkpoints(out)
+    runfolder.clear_checkpoints(out)
     cfg = build(p, data, out, class_names)
-    train.start_run(out, cfg, p)
-    runner, best, test_metrics, train_s = train.train_then_test(cfg, out, t0)
+    runfolder.start_run(out, cfg, p)
+    runner, best, test_metrics, train_s = train_then_test(cfg, out, t0)
     # the selected checkpoint's validation scores, for selection (train.fit does the same)
-    val_metrics = train.score_val(runner, dict(cfg.val_evaluator, out_file=str(out / "val_results.pkl")))
-    scores = train.save_scores(out, data, class_names, p["fold"])
-    train.save_scores(out, data, class_names, p["fold"], split="val")
-    return train.write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0, val=val_metrics,
+    val_metrics = score_val(runner, dict(cfg.val_evaluator, out_file=str(out / "val_results.pkl")))
+    scores = runfolder.save_scores(out, data, class_names, p["fold"])
+    runfolder.save_scores(out, data, class_names, p["fold"], split="val")
+    return runfolder.write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0, val=val_metrics,
                                data_dir=str(data), roi="labelled pet box at the key frame")
 
 

@@ -24,7 +24,7 @@ from mmengine.config import Config
 
 from ..models import mmconfig
 from ..core import paths
-from ..params import deep_merge
+from ..core.dicts import deep_merge
 
 METRICS_DOC = """metrics.json: {detector, profile, img_size, box_ap, box_ap50, box_ap75 (COCO box AP on
 the test split, 0..1), n_images {train, val, test}, best_checkpoint, train_time_s, wall_time_s,
@@ -65,9 +65,9 @@ def frame_picks(n_frames: int, k: int) -> list[int]:
 
 def coco_split(data: Path, split: str, frames_per_clip: int) -> dict:
     """A COCO detection file for a split: some frames of each clip, its pet box as the one object."""
-    from . import detection, train
+    from . import detection, runfolder
     images, anns = [], []
-    for clip, n, _label in train.read_split(data, split):
+    for clip, n, _label in runfolder.read_split(data, split):
         boxes = detection.read_boxes(data / "frames" / clip)
         h, w = _frame_shape(data / "frames" / clip / "img_00001.jpg")
         for i in frame_picks(n, frames_per_clip):
@@ -141,7 +141,7 @@ def build(s: dict, data: Path, out: Path, seed: int = 0) -> Config:
     sched = dict(epochs=s["epochs"], warmup_epochs=1, lr_decay_from=0.5)
     cfg = dict(
         default_scope="mmdet",
-        custom_imports=dict(imports=["petaction.models.mmcompat"], allow_failed_imports=False),
+        custom_imports=dict(imports=["petaction.mmsetup"], allow_failed_imports=False),
         model=model_dict(s),
         train_dataloader=loader(s, data, coco["train"], train_pipe, True),
         val_dataloader=loader(s, data, coco["val"], test_pipe, False),
@@ -175,14 +175,14 @@ def latency(model, dataset) -> dict:
     """CPU time of one frame at batch 1 through the detector (eval mode): the test set's first
     frame through the test pipeline, timed as cost.py times the recognisers."""
     import torch
-    from ..evaluation import cost
+    from ..core import timing
     model = model.eval()
     item = dataset[0]
     batch = model.data_preprocessor(dict(inputs=[item["inputs"]], data_samples=[item["data_samples"]]), False)
     with torch.no_grad():
-        times = cost.time_calls(lambda: model(batch["inputs"], batch["data_samples"], mode="predict"),
-                                min_time_s=cost.MIN_TIME_S, **LATENCY)
-    stats = cost.latency_stats(times)
+        times = timing.time_calls(lambda: model(batch["inputs"], batch["data_samples"], mode="predict"),
+                                min_time_s=timing.MIN_TIME_S, **LATENCY)
+    stats = timing.latency_stats(times)
     return {"cpu_latency_ms": stats["median_ms"], "cpu_latency_p90_ms": stats["p90_ms"], "repeats": stats["repeats"],
             "warmup": LATENCY["warmup"], "torch_threads": torch.get_num_threads(),
             "params_m": sum(t.numel() for t in model.parameters()) / 1e6}
@@ -194,12 +194,12 @@ def measure(det_dir: Path) -> dict:
     from mmdet.registry import DATASETS, MODELS
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
-    from ..models import mmcompat
+    from ..models import checkpoints
     ckpt = det_dir / json.loads((det_dir / "metrics.json").read_text())["best_checkpoint"]
-    if not mmcompat.is_trusted(ckpt):   # mmcompat's loader would load it weights-only and fail
+    if not checkpoints.is_trusted(ckpt):   # the trust rule's loader would load it weights-only and fail
         raise ValueError(f"{ckpt} is not a checkpoint this study's detector run recorded; run the detector again")
     init_default_scope("mmdet")
-    cfg = Config.fromfile(str(det_dir / "config.py"))
+    cfg = Config.fromfile(str(det_dir / "config.py"), import_custom_modules=False)   # setup() has run
     model = MODELS.build(cfg.model)
     load_checkpoint(model, str(ckpt), map_location="cpu")
     return latency(model, DATASETS.build(cfg.test_dataloader.dataset))
@@ -214,22 +214,23 @@ def out_dir(study: str, target: str = "action", results_dir=None) -> Path:
 def run(study: str = "default", target: str = "action", profile: str = "quick", results_dir=None,
         seed: int = 0, **over) -> dict:
     """Train the detector on the study's whole frames, select on val AP, test once, time it."""
-    from . import detection, train
+    from . import detection, runfolder
+    from .runner import train_then_test
     t0 = time.time()
     s = settings(profile, **over)
     data = detection.full_frames({"study": study, "target": target, "results_dir": results_dir or "",
                                   "img_size": s["img_size"]})
     out = out_dir(study, target, results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train.clear_checkpoints(out)
+    runfolder.clear_checkpoints(out)
     n_images = {}
     for split in ("train", "val", "test"):
         coco = coco_split(data, split, s["frames_per_clip"])
         n_images[split] = len(coco["images"])
         (out / f"coco_{split}.json").write_text(json.dumps(coco))
     cfg = build(s, data, out, seed)
-    train.start_run(out, cfg)
-    runner, best, test, train_s = train.train_then_test(cfg, out, t0)
+    runfolder.start_run(out, cfg)
+    runner, best, test, train_s = train_then_test(cfg, out, t0)
     metrics = {"detector": f"faster_rcnn_r{s['depth']}_fpn", "profile": profile, "img_size": s["img_size"],
                "box_ap": float(test["coco/bbox_mAP"]), "box_ap50": float(test["coco/bbox_mAP_50"]),
                "box_ap75": float(test["coco/bbox_mAP_75"]), "n_images": n_images,

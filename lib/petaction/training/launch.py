@@ -1,12 +1,12 @@
 """Distributed (DDP) training: torchrun started from the train notebook, one process per GPU.
 
-train.run starts `torchrun ... -m petaction.training.launch RUN_DIR` when nproc * nnodes > 1, follows
-its log and reads the metrics.json it wrote. Each process it starts runs main() below: it
+train.run starts `torchrun ... -m petaction.training.worker RUN_DIR` when nproc * nnodes > 1, follows
+its log and reads the metrics.json it wrote. Each process it starts runs worker.main: it
 loads the run's config.py and trains with mmengine's Runner (launcher "pytorch"), which wraps
 the model in DistributedDataParallel, shards the data with DefaultSampler and sets each
 epoch's shuffle with DistSamplerSeedHook.
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 -m petaction.training.launch RUN_DIR
+    python -m torch.distributed.run --standalone --nproc_per_node 2 -m petaction.training.worker RUN_DIR
 
 Two mmengine 0.10.7 traps on CPU-only machines (gloo) are handled here and in mmhooks:
 init_dist calls torch.cuda.set_device whatever the backend (init_cpu_process_group joins
@@ -17,14 +17,13 @@ they meet through torchrun's c10d rendezvous on the first node.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import subprocess
 import sys
+import subprocess
 from collections import deque
 from pathlib import Path
 
-from ..params import ParamError
+from ..core.errors import ParamError
 
 RDZV_PORT = 29400
 
@@ -90,7 +89,7 @@ def torchrun_command(p: dict, run_dir: Path, resume: bool, env=os.environ, head:
                "--rdzv_id", env["SLURM_JOB_ID"]]
     else:
         cmd.append("--standalone")   # a free local port: several runs may share the machine
-    return [*cmd, "-m", "petaction.training.launch", str(run_dir), *(["--resume"] if resume else [])]
+    return [*cmd, "-m", "petaction.training.worker", str(run_dir), *(["--resume"] if resume else [])]
 
 
 def _stop_with_parent() -> None:
@@ -141,18 +140,3 @@ def init_cpu_process_group() -> None:
     if launcher() == "pytorch" and not torch.cuda.is_available() and not dist.is_initialized():
         dist.init_process_group("gloo")
 
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m petaction.training.launch",
-                                 description="one training process of a distributed run")
-    ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
-    args = ap.parse_args(argv)
-    init_cpu_process_group()
-    from . import train
-    train.worker(args.run_dir, args.resume, launcher())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -67,7 +67,7 @@ class EpochCSVHook(Hook):
 @HOOKS.register_module()
 class TrustCheckpointsHook(Hook):
     """Record the hash of every checkpoint CheckpointHook writes (last and best), so that
-    petaction's loader trusts exactly those files (see mmcompat.load_checkpoint_file).
+    petaction's loader trusts exactly those files (see models.checkpoints.load_checkpoint_file).
     Runs after CheckpointHook (lowest priority) in the same epoch callbacks; in a DDP run only
     the main process, which is the one that saves."""
 
@@ -77,7 +77,7 @@ class TrustCheckpointsHook(Hook):
         self._seen = set()
 
     def _record(self, runner) -> None:
-        from ..models.mmcompat import record_checkpoint
+        from ..models.checkpoints import record_checkpoint
         if not _is_main():
             return
         hub = runner.message_hub
@@ -107,7 +107,7 @@ class TrustCheckpointsHook(Hook):
 
         import torch
 
-        from ..models.mmcompat import TRUST_FILE, is_trusted, sha256
+        from ..models.checkpoints import TRUST_FILE, is_trusted, sha256
         last = runner.message_hub.get_info("last_ckpt")
         if not last or not Path(last).is_file() or not is_trusted(last):
             return

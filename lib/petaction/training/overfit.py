@@ -17,8 +17,8 @@ import json
 import math
 from pathlib import Path
 
-from ..models import mmcompat, mmconfig  # noqa: F401  (mmcompat first: fixes mmaction import)
-from .train import read_split
+from ..models import mmconfig  # noqa: F401
+from .runfolder import read_split
 
 
 def fixed_batch(cfg, n_clips: int) -> dict:
@@ -47,7 +47,7 @@ def fit_clips(p: dict, data_dir: Path, n_clips: int = 16, steps: int = 16, model
     from mmengine.registry import init_default_scope
     from mmaction.registry import MODELS
 
-    from ..params import deep_merge
+    from ..core.dicts import deep_merge
 
     init_default_scope("mmaction")
     torch.manual_seed(seed)
