@@ -5,7 +5,7 @@ import os
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]     # lib/petaction/ -> repository root
+REPO = Path(__file__).resolve().parents[3]     # lib/petaction/core/ -> repository root
 PARAMS = REPO / "params"
 NOTEBOOKS = REPO / "notebooks"
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
