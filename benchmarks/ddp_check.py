@@ -19,8 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from petaction import setup
 from petaction import params as P
-from petaction import prepare, provenance, stats, train
+from petaction.data import prepare
+from petaction.core import provenance
+from petaction.evaluation import stats
+from petaction.training import train
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 TINY_PREPARE = {"synth_scale": 0.4, "synth_frames": 10, "short_side": 32, "workers": 1}   # = tests/conftest.py
 

@@ -21,9 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from petaction import launch, mmconfig, prepare, provenance
+from petaction.training import launch
+from petaction.models import mmconfig
+from petaction.data import prepare
+from petaction.core import provenance
 from petaction import params as P
-from petaction import train  # (imports mmcompat: mmaction works on the pinned versions)
+from petaction import setup
+from petaction.training import train
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def timing_hook():

@@ -34,7 +34,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from petaction import export, infer, provenance, video
+from petaction import setup
+from petaction.deploy import export, infer
+from petaction.core import provenance
+from petaction.data import video
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def sample_windows(rec: infer.Recogniser, path: Path, stride_s: float) -> list[list[np.ndarray]]:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/latency_repeat.py [--study default] [--repeats 15] [--min-time 2]
 
-Runs petaction.cost.measure (what evaluate.ipynb runs, with its settings: the whole test-time
+Runs petaction.evaluation.cost.measure (what evaluate.ipynb runs, with its settings: the whole test-time
 forward of forward.build, torch.utils.benchmark blocked measurements, at least 15 timed blocks
 and 2 s per model, every model timed interleaved) twice over every finished run of the study,
 and the study's pet detector (detector.measure) likewise, and reports each latency figure's
@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 
-from petaction import detector, paths, provenance
-from petaction.cost import MIN_TIME_S, measure
-from petaction.evaluate import find_runs
+from petaction import setup
+from petaction.training import detector
+from petaction.core import paths, provenance
+from petaction.evaluation.cost import MIN_TIME_S, measure
+from petaction.evaluation.evaluate import find_runs
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def main() -> None:

@@ -30,8 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from petaction import setup
 from petaction import params as P
-from petaction import paths, provenance, study
+from petaction.core import paths, provenance
+from petaction import study
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -18,8 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from petaction import aihub, crop, mmcompat, prepare, provenance, synth  # noqa: E402,F401
-from petaction.mmconfig import FILENAME_TMPL  # noqa: E402
+from petaction.data import aihub, crop, prepare, synth  # noqa: E402,F401
+from petaction import setup  # noqa: E402
+from petaction.core import provenance  # noqa: E402,F401
+from petaction.models.mmconfig import FILENAME_TMPL  # noqa: E402
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def transforms(num_segments: int, size: int):

@@ -37,7 +37,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")      # as `infer` sets it (s
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from petaction import infer, provenance, video  # noqa: E402
+from petaction import setup  # noqa: E402
+from petaction.deploy import infer  # noqa: E402
+from petaction.core import provenance  # noqa: E402
+from petaction.data import video  # noqa: E402
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def untrained_run(model: str, profile: str, like: Path, out: Path, img_size: int | None) -> Path:
@@ -45,7 +49,7 @@ def untrained_run(model: str, profile: str, like: Path, out: Path, img_size: int
     from mmaction.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from petaction import mmcompat, mmconfig
+    from petaction.models import checkpoints, mmconfig
     from petaction import params as P
     cfg_like = Config.fromfile(str(like / "config.py"))
     data = Path(cfg_like.train_dataloader.dataset.ann_file).parent
@@ -59,7 +63,7 @@ def untrained_run(model: str, profile: str, like: Path, out: Path, img_size: int
     torch.manual_seed(0)
     ckpt = out / "best_acc_top1_epoch_0.pth"
     torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {}}, ckpt)
-    mmcompat.record_checkpoint(ckpt)
+    checkpoints.record_checkpoint(ckpt)
     return out
 
 

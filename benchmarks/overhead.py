@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from petaction import paths, prepare, provenance
+from petaction.core import paths, provenance
+from petaction.data import prepare
 
 BARE = """
 import sys, time
-import petaction.mmcompat  # the config's custom_imports would do the same
+import petaction.mmsetup  # noqa: F401  (runs petaction.setup(), as the config's custom_imports would)
 from mmengine.config import Config
 from mmengine.runner import Runner
 cfg = Config.fromfile(sys.argv[1]); cfg.work_dir = sys.argv[2]

@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
-GENERATE = ("import sys; from petaction import synth; s = float(sys.argv[2]); "
+GENERATE = ("import sys; from petaction.data import synth; s = float(sys.argv[2]); "
             "synth.generate(sys.argv[1], seed=0, counts={k: max(1, round(v * s)) "
             "for k, v in synth.DEFAULT_COUNTS.items()})")
 
 
 def prepare_only(src: str, out: str) -> dict:
-    from petaction import prepare
+    from petaction.data import prepare
     t0 = time.perf_counter()
     info = prepare.prepare(study="mem", results_dir=out, data_root=src)
     return {"clips": info["clips_kept"], "prepare_s": round(time.perf_counter() - t0, 1),
@@ -53,7 +53,7 @@ def main() -> None:
         rows.append(r)
         print(f"scale {s:g}: {r['clips']} clips, generate {r['generate_s']} s, prepare {r['prepare_s']} s, "
               f"peak RSS main {r['peak_rss_main_mb']} MB, per worker {r['peak_rss_worker_mb']} MB")
-    from petaction import provenance
+    from petaction.core import provenance
     provenance.save_benchmark("prepare_memory", {"runs": rows})
 
 

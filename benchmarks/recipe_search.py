@@ -21,8 +21,9 @@ out (a JSON file for the curve).
 """
 import json, sys, time, math, os
 import numpy as np, torch, cv2
-import petaction.mmcompat  # noqa
-from petaction import params, mmconfig
+import petaction.mmsetup  # noqa: F401  (runs petaction.setup())
+from petaction import params
+from petaction.models import mmconfig
 from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
 from mmengine.registry import init_default_scope
@@ -89,7 +90,7 @@ def batch(clips, train_mode):
     return model.data_preprocessor({"inputs": ins, "data_samples": ds}, training=train_mode)
 
 def evaluate(clips):
-    from petaction.metrics import topk
+    from petaction.core.metrics import topk
     model.eval(); scores, labels = [], []
     with torch.no_grad():
         for i in range(0, len(clips), 32):

@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import time
 
+from petaction import setup
 from petaction import params as P
-from petaction import provenance, schedule
-from petaction.paths import PARAMS
+from petaction.core import provenance
+from petaction import schedule
+from petaction.core.paths import PARAMS
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def main(argv=None) -> dict:

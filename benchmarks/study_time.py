@@ -14,7 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from petaction import paths, provenance
+from petaction import setup
+from petaction.core import paths, provenance
+setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

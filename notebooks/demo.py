@@ -17,7 +17,7 @@
 # # Demo: a trained recogniser on a video
 # Sliding windows over a video, smoothed into a behaviour timeline, and an annotated copy;
 # then the same model fed frame by frame (streaming). Everything here is
-# `python -m petaction infer` (lib/petaction/infer.py); the notebook only shows it.
+# `python -m petaction infer` (lib/petaction/deploy/infer.py); the notebook only shows it.
 #
 # `papermill notebooks/demo.ipynb out.ipynb -p video sample -p run results/default/models/tsm/seed0`
 
@@ -38,8 +38,11 @@ import cv2
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, display
-from petaction import infer, paths
-from petaction import video as V
+from petaction import setup
+from petaction.deploy import infer
+from petaction.core import paths
+from petaction.data import video as V
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 src = V.sample_video() if video == "sample" else video
 run_dir, out_dir = paths.REPO / run, paths.REPO / out

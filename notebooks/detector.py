@@ -17,7 +17,7 @@
 # # The pet detector
 # Trains mmdet's Faster R-CNN from scratch on the study's whole frames (one class, "pet"),
 # reports box AP on the test split and the CPU latency of one frame, and writes
-# `results/<study>/detector/metrics.json` (`lib/petaction/detector.py`).
+# `results/<study>/detector/metrics.json` (`lib/petaction/training/detector.py`).
 #
 # `papermill notebooks/detector.ipynb out.ipynb -p study default -p profile quick`
 
@@ -25,12 +25,15 @@
 study = "default"
 results_dir = ""
 target = "action"
-profile = "quick"     # detector settings: petaction.detector.PROFILES
+profile = "quick"     # detector settings: petaction.training.detector.PROFILES
 seed = 0
 
 # %%
 import json
-from petaction import detector, params
+from petaction import setup
+from petaction.training import detector
+from petaction import params
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 P = params.from_notebook(globals(), "detector")
 M = detector.run(P["study"], P["target"], P["profile"], P["results_dir"] or None, P["seed"])

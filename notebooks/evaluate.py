@@ -32,7 +32,10 @@ e2e_models = "recommended"   # test top-1 with the pet detector's boxes: "recomm
 
 # %%
 from IPython.display import display
-from petaction import evaluate, params
+from petaction import setup
+from petaction.evaluation import evaluate
+from petaction import params
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 P = params.from_notebook(globals(), "evaluate")
 E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["models"] or None,

@@ -33,7 +33,11 @@ gallery_size = 8    # misclassified test clips shown
 
 # %%
 from IPython.display import display
-from petaction import explore, params, paths
+from petaction import setup
+from petaction.evaluation import explore
+from petaction import params
+from petaction.core import paths
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 P = params.from_notebook(globals(), "explore")
 R = dict(study=P["study"], target=P["target"], results_dir=P["results_dir"] or None)

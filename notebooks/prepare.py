@@ -49,7 +49,11 @@ synth_size = [192, 144]
 
 # %%
 from IPython.display import display
-from petaction import params, prepare, views
+from petaction import setup
+from petaction import params
+from petaction.data import prepare
+from petaction.reporting import views
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 P = params.from_notebook(globals(), "prepare")
 info = prepare.prepare(**P)

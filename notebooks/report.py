@@ -15,7 +15,10 @@ targets = ["action"]
 
 # %%
 from IPython.display import Image, Markdown, display
-from petaction import params, report
+from petaction import setup
+from petaction import params
+from petaction.reporting import report
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 P = params.from_notebook(globals(), "report")
 reports = [report.load(P["study"], P["results_dir"] or None, t) for t in P["targets"]]

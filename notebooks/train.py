@@ -67,7 +67,11 @@ finetune = None
 
 # %%
 from IPython.display import display
-from petaction import params, train, views
+from petaction import setup
+from petaction import params
+from petaction.training import train
+from petaction.reporting import views
+setup()   # the pinned OpenMMLab packages work, this project's parts registered (petaction.setup)
 
 P = params.resolve_train(params.from_notebook(globals(), "train"))
 views.settings(P)

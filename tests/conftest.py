@@ -5,6 +5,10 @@ sys.path.insert(0, str(Path(__file__).parent))   # test helpers (aihub_fixture)
 
 import pytest  # noqa: E402
 
+import petaction  # noqa: E402
+
+petaction.setup()   # what every entry point does first (the CLI, the notebooks, the configs' custom_imports)
+
 # Enough clips per class for a train/val/test split of every class (3+), small and short.
 TINY_PREPARE = {"synth_scale": 0.4, "synth_frames": 10, "short_side": 32, "workers": 1}
 
@@ -12,7 +16,7 @@ TINY_PREPARE = {"synth_scale": 0.4, "synth_frames": 10, "short_side": 32, "worke
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """A prepared tiny synthetic study: (results_dir, study name, data dir)."""
-    from petaction import prepare
+    from petaction.data import prepare
     results = tmp_path_factory.mktemp("tiny_results")
     info = prepare.prepare(study="tiny", results_dir=results, **TINY_PREPARE)
     return results, "tiny", Path(info["data_dir"])
@@ -22,7 +26,7 @@ def tiny_data(tmp_path_factory):
 def tiny_run(tiny_data):
     """A trained tiny TSM run (tiny profile, seed 0) in the tiny study: infer and online tests."""
     from petaction import params as P
-    from petaction import train
+    from petaction.training import train
     results, study, _ = tiny_data
     p = P.resolve_train({"model": "tsm", "profile": "tiny", "study": study, "seed": 0, "results_dir": str(results)})
     train.run(p)

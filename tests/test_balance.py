@@ -3,7 +3,9 @@ from collections import Counter
 
 import pytest
 
-from petaction import mmcompat, mmconfig, params as P, train  # noqa: F401  (mmcompat registers the dataset)
+from petaction.models import mmconfig  # noqa: F401
+from petaction import params as P  # noqa: F401
+from petaction.training import train  # noqa: F401
 
 
 def class_counts(loader_cfg, epochs=3):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from petaction import crop, prepare
+from petaction.data import crop, prepare
 
 
 def painted(h, w, box):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from petaction import cost, forward
+from petaction.evaluation import cost, forward
 from petaction import params as P
 
 N_CLASSES = 5
@@ -25,7 +25,9 @@ def packed_by_test_pipeline(p, n_frames=20, seed=1):
     instead of files): (mmaction2's packed result, the raw video dict, the pipeline)."""
     from mmengine.dataset import Compose
     from mmengine.registry import init_default_scope
-    from petaction import detection, infer, mmconfig
+    from petaction.training import detection
+    from petaction.deploy import infer
+    from petaction.models import mmconfig
     init_default_scope("mmaction")
     rng = np.random.default_rng(seed)
     s = p["img_size"]
@@ -96,7 +98,7 @@ def test_gflops_count_the_whole_forward_head_included(name):
 def fake_run(tmp_path, name, **over):
     """A run folder as cost.measure reads it (config.py and params.json), without training."""
     from mmengine.config import Config
-    from petaction import mmconfig
+    from petaction.models import mmconfig
     p = P.resolve_train({"model": name, "profile": "tiny", **over})
     run = tmp_path / f"{name}_{over.get('test_clips', 1)}" / "seed0"
     run.mkdir(parents=True)
@@ -161,7 +163,7 @@ def test_fast_rcnn_is_timed_on_its_whole_frames_and_one_roi(tmp_path):
     on frames of its run's shape with one RoI per clip."""
     import cv2
     from mmengine.config import Config
-    from petaction import detection
+    from petaction.training import detection
     p = P.resolve_train({"model": "fast_rcnn", "profile": "tiny"})
     data = tmp_path / "data"
     (data / "frames" / "clip0").mkdir(parents=True)

@@ -4,7 +4,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from petaction import crop, splits
+from petaction.data import crop, splits
 
 
 def test_square_crop_inside_image_and_contains_box():

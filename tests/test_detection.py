@@ -17,7 +17,8 @@ def tiny_params(tiny_data, **over):
 
 def test_full_profile_is_the_zoo_model_with_our_head():
     from mmengine.config import Config
-    from petaction import detection, mmconfig
+    from petaction.training import detection
+    from petaction.models import mmconfig
     p = P.resolve_train({"model": "fast_rcnn", "profile": "full"})
     zoo = Config.fromfile(str(mmconfig.mm_configs_dir() / detection.ZOO_CONFIG)).model.to_dict()
     ours = detection.model_dict(p, 12)
@@ -29,7 +30,7 @@ def test_full_profile_is_the_zoo_model_with_our_head():
 
 
 def test_key_frame_box_is_the_middle_sampled_frame_and_moves_with_resize():
-    from petaction.detection import KeyFrameBox
+    from petaction.training.detection import KeyFrameBox
     from mmaction.datasets.transforms import Resize
     boxes = np.array([[i, i, i + 10, i + 20] for i in range(10)], np.float32)
     r = dict(frame_inds=np.array([3, 5, 7, 9]), start_index=1, boxes=boxes, n_classes=4, label=2,
@@ -43,7 +44,7 @@ def test_key_frame_box_is_the_middle_sampled_frame_and_moves_with_resize():
 
 
 def test_clip_box_metric_top1_and_box_map():
-    from petaction.detection import ClipBoxMetric
+    from petaction.training.detection import ClipBoxMetric
     m = ClipBoxMetric(topk=(1, 2))
     s = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]], np.float32)
     out = m.compute_metrics([{"pred_score": x, "gt_label": y} for x, y in zip(s, [0, 1, 2])])
@@ -59,7 +60,7 @@ def test_clip_box_metric_top1_and_box_map():
 
 @pytest.mark.slow
 def test_fast_rcnn_one_iteration_and_a_test_pass(tiny_data, tmp_path):
-    from petaction import detection
+    from petaction.training import detection
     p = tiny_params(tiny_data)
     data = detection.full_frames(p)
     assert data.name == f"data_full{p['img_size']}"
@@ -68,20 +69,20 @@ def test_fast_rcnn_one_iteration_and_a_test_pass(tiny_data, tmp_path):
     runner = one_iteration(cfg)
     metrics = runner.test()
     assert {"acc/top1", "acc/box_map"} <= set(metrics)
-    from petaction.train import save_scores
+    from petaction.training.train import save_scores
     scores = save_scores(tmp_path, data, classes)          # the clip-level table's input, as for every model
     assert scores["top1"] == pytest.approx(metrics["acc/top1"])   # the saved scores are what was tested
     z = np.load(tmp_path / "test_scores.npz")
     assert z["scores"].shape == (scores["n_test"], len(classes))
     assert np.allclose(z["scores"].sum(1), 1, atol=1e-4)  # softmax over our classes, one box per clip
-    from petaction import forward
+    from petaction.evaluation import forward
     net = forward.build(runner.model.eval())            # what cost.py times
     out = net(*forward.example_inputs(p, batch=2, frame_shape=(32, 43)))
     assert out.shape == (2, len(classes))
 
 
 def test_detector_frame_picks_and_coco_boxes(tiny_data):
-    from petaction import detection, detector
+    from petaction.training import detection, detector
     assert detector.frame_picks(10, 1) == [5] and detector.frame_picks(10, 2) == [2, 7]
     assert detector.frame_picks(3, 8) == [0, 1, 2]
     data = detection.full_frames(tiny_params(tiny_data))
@@ -96,7 +97,7 @@ def test_detector_frame_picks_and_coco_boxes(tiny_data):
 
 @pytest.mark.slow
 def test_detector_one_iteration_box_ap_and_latency(tiny_data, tmp_path):
-    from petaction import detection, detector
+    from petaction.training import detection, detector
     results, study, _ = tiny_data
     s = detector.settings("tiny")
     data = detection.full_frames({"study": study, "target": "action", "results_dir": str(results),
@@ -114,7 +115,7 @@ def test_detector_one_iteration_box_ap_and_latency(tiny_data, tmp_path):
 def test_detector_keeps_the_epoch_of_best_validation_ap(tmp_path):
     """The selection record is read from mmengine's logged validation scalars; a kept checkpoint
     that is not the first epoch of best validation AP is refused, not reported as chosen on it."""
-    from petaction import detector
+    from petaction.training import detector
     lines = [{"loss": 1.0, "step": 10}, {"coco/bbox_mAP": 0.3, "coco/bbox_mAP_50": 0.8, "step": 1},
              {"coco/bbox_mAP": 0.5, "coco/bbox_mAP_50": 0.9, "step": 2},
              {"coco/bbox_mAP": 0.5, "coco/bbox_mAP_50": 0.95, "step": 3}, {"coco/bbox_mAP": 0.4, "step": 4}]
@@ -133,7 +134,7 @@ def test_detector_keeps_the_epoch_of_best_validation_ap(tmp_path):
 
 @pytest.mark.slow
 def test_detector_run_writes_metrics_and_remeasures(tiny_data):
-    from petaction import detector
+    from petaction.training import detector
     results, study, _ = tiny_data
     out = detector.out_dir(study, "action", str(results))
     try:

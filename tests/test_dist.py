@@ -4,9 +4,9 @@ import json
 import pandas as pd
 import pytest
 
-from petaction import launch
+from petaction.training import launch
 from petaction import params as P
-from petaction import train
+from petaction.training import train
 
 
 def tiny_params(tiny_data, **kw):
@@ -46,7 +46,7 @@ def test_torchrun_command_one_box_and_slurm(tmp_path):
     p = P.resolve_train({"model": "tsn", "profile": "tiny", "nproc": 4})
     cmd = launch.torchrun_command(p, tmp_path, resume=True, env={})
     assert cmd[1:5] == ["-m", "torch.distributed.run", "--nproc_per_node", "4"] and "--standalone" in cmd
-    assert cmd[-3:] == ["petaction.launch", str(tmp_path), "--resume"]
+    assert cmd[-3:] == ["petaction.training.worker", str(tmp_path), "--resume"]
     with pytest.raises(P.ParamError, match="needs a Slurm allocation"):
         launch.torchrun_command(dict(p, nnodes=2), tmp_path, False, env={})
     cmd = launch.torchrun_command(dict(p, nnodes=2), tmp_path, False, env={"SLURM_JOB_ID": "77"}, head="node1")
@@ -64,7 +64,7 @@ def test_slurm_script_runs_a_valid_study(tmp_path, strategy):
     import subprocess
     from petaction import study
     from petaction.__main__ import parse_pairs
-    from petaction.paths import REPO
+    from petaction.core.paths import REPO
     stub = tmp_path / "py"
     stub.write_text("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n")
     stub.chmod(0o755)
@@ -81,7 +81,7 @@ def test_slurm_script_runs_a_valid_study(tmp_path, strategy):
 
 def test_channels_last_converts_2d_and_3d_convolutions():
     import torch
-    from petaction import mmhooks
+    from petaction.training import mmhooks
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv3d(3, 4, 3), torch.nn.Linear(4, 2))
     mmhooks.to_channels_last(net)
     assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
@@ -100,7 +100,7 @@ def test_torchrun_stops_when_its_notebook_dies(tmp_path):
     import subprocess
     import sys
     import time
-    code = (f"from pathlib import Path\nfrom petaction import launch\n"
+    code = (f"from pathlib import Path\nfrom petaction.training import launch\n"
             f"launch.torchrun_command = lambda *a, **k: ['sh', '-c', 'echo $$ > {tmp_path}/child.pid; exec sleep 300']\n"
             f"launch.run_torchrun({{}}, Path({str(tmp_path)!r}), False)\n")
     parent = subprocess.Popen([sys.executable, "-c", code])

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from petaction import aihub, crop, e2e, evaluate
+from petaction.data import aihub
+from petaction.data import crop
+from petaction.evaluation import e2e
+from petaction.evaluation import evaluate
 
 
 def test_iou():
@@ -70,7 +73,8 @@ def test_perfect_boxes_give_the_prepared_clips_and_scores_wrong_ones_do_not(tiny
 
 @pytest.mark.slow
 def test_evaluation_measures_the_recommended_model_with_the_trained_detectors_boxes(tiny_run, tiny_data):
-    from petaction import detector, report
+    from petaction.training import detector
+    from petaction.reporting import report
     results, study, data = tiny_data
     root = data.parent
     det_dir = detector.out_dir(study, "action", str(results))

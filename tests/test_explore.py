@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from petaction import explore
+from petaction.evaluation import explore
 
 
 def test_common_confusions_counts_and_picks_the_most_confident_example():

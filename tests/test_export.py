@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from petaction import export
+from petaction.deploy import export
 from petaction import params as P
 
 
 def tiny_model(name):
     """A model of the tiny profile with its initial weights: parity needs no training."""
-    from petaction import forward
+    from petaction.evaluation import forward
     p = P.resolve_train({"model": name, "profile": "tiny"})
     torch.manual_seed(0)
     return forward.build_model(p, 5), p
@@ -20,7 +20,7 @@ def tiny_model(name):
 def test_onnx_runtime_matches_pytorch_or_says_why_not(name, tmp_path):
     """Every model file builds; a recogniser exports and ONNX Runtime gives mmaction2's scores;
     the box-level detector (its forward takes its RoIs too) is refused with the reason."""
-    from petaction import forward
+    from petaction.evaluation import forward
     model, p = tiny_model(name)
     if not forward.is_box_model(model):
         r = export.parity_model(model, p, export.export_model(model, p, tmp_path / f"{name}.onnx"))

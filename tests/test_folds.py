@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from petaction import evaluate, paths, splits
+from petaction.evaluation import evaluate
+from petaction.core import paths
+from petaction.data import splits
 
 P = {"seed": 0, "group_by": "", "train_ratio": 0.7, "val_ratio": 0.1, "test_ratio": 0.2}
 
@@ -70,7 +72,7 @@ def test_folds_need_a_class_as_large_as_k():
 
 def test_prepare_writes_the_fold_lists(tmp_path):
     from conftest import TINY_PREPARE
-    from petaction import prepare
+    from petaction.data import prepare
     info = prepare.prepare(study="f", results_dir=tmp_path, folds=3, **TINY_PREPARE)
     data = paths.target_dir("f", "action", tmp_path) / "data"
     assert info["params"]["folds"] == 3
@@ -123,7 +125,8 @@ def test_study_with_two_folds(tmp_path):
     """The whole chain with folds: 2 on the tiny profile: both folds train, evaluate pools
     them (every prepared clip tested once), the report says how it was tested."""
     from conftest import TINY_PREPARE
-    from petaction import report, study
+    from petaction.reporting import report
+    from petaction import study
     cfg = study.load_study(None, {"study": "foldtest", "results_dir": str(tmp_path), "profile": "tiny",
                                   "models": ["tsn"], "folds": 2, "prepare": TINY_PREPARE, "detector": False,
                                   "evaluate": {"cost_repeats": 2}})

@@ -3,7 +3,7 @@ import importlib.util
 
 import pytest
 
-from petaction.paths import REPO
+from petaction.core.paths import REPO
 
 pytestmark = pytest.mark.slow
 

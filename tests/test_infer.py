@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from petaction import infer, video
+from petaction.deploy import infer
+from petaction.data import video
 from petaction.__main__ import main
 
 
@@ -238,7 +239,8 @@ def test_the_studys_pet_detector_plugs_into_the_localiser_hook(tmp_path):
     import torch
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
-    from petaction import detector, mmcompat
+    from petaction.training import detector
+    from petaction.models import checkpoints
     det = tmp_path / "study" / "detector"
     det.mkdir(parents=True)
     cfg = detector.build(detector.settings("tiny"), tmp_path, det)
@@ -246,7 +248,7 @@ def test_the_studys_pet_detector_plugs_into_the_localiser_hook(tmp_path):
     init_default_scope("mmdet")
     torch.manual_seed(0)
     torch.save({"state_dict": MODELS.build(cfg.model).state_dict()}, det / "best.pth")
-    mmcompat.record_checkpoint(det / "best.pth")
+    checkpoints.record_checkpoint(det / "best.pth")
     (det / "metrics.json").write_text(json.dumps({"detector": "faster_rcnn_tiny", "box_ap": 0.0,
                                                   "best_checkpoint": "best.pth"}))
     run = tmp_path / "study" / "models" / "tsm" / "seed0"

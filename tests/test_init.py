@@ -14,7 +14,8 @@ import torch
 
 from conftest import TINY_PREPARE
 from petaction import params as P
-from petaction import pretrained, transfer
+from petaction.models import pretrained
+from petaction.evaluation import transfer
 
 
 # ---- syntax and layering (fast) ----
@@ -144,7 +145,8 @@ def test_downloaded_and_foreign_checkpoints_load_weights_only(monkeypatch, tmp_p
 def source(tiny_data):
     """The tiny study with its emotion target prepared too and a 1-epoch TSM (seed 17) trained on
     the action target."""
-    from petaction import prepare, train
+    from petaction.data import prepare
+    from petaction.training import train
     results, study, _ = tiny_data
     prepare.prepare(study=study, results_dir=results, target="emotion", **TINY_PREPARE)
     train.run(P.resolve_train({"model": "tsm", "profile": "tiny", "study": study, "results_dir": str(results),
@@ -163,7 +165,8 @@ def first_step_weights(results, model: str, target: str, **over):
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
 
-    from petaction import mmconfig, train
+    from petaction.models import mmconfig
+    from petaction.training import train
 
     p = P.resolve_train({"model": model, "profile": "tiny", "study": "tiny", "target": target, "seed": SEED,
                          "results_dir": str(results), **over})
@@ -214,7 +217,7 @@ def test_same_classes_load_the_head_too(source):
 
 @pytest.mark.slow
 def test_a_mismatched_checkpoint_fails_naming_the_layers(source):
-    from petaction import train
+    from petaction.training import train
     results, _, path = source
     p = P.resolve_train({"model": "tsm", "profile": "tiny", "study": "tiny", "results_dir": str(results),
                          "init": str(path), "lite": False, "seed": 5})            # ResNet-50 from a ResNet-18 run

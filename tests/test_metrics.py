@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from petaction import metrics as M
+from petaction.core import metrics as M
 
 
 def test_topk_and_confusion():

@@ -8,7 +8,8 @@ MODELS = [m for m in P.names("models") if m != "fast_rcnn"]   # a box-level dete
 
 
 def count_params(model_cfg: dict) -> float:
-    from petaction import mmcompat  # noqa: F401
+    from petaction import setup
+    setup()
     from mmaction.registry import MODELS as REG
     from mmengine.registry import init_default_scope
     init_default_scope("mmaction")
@@ -18,7 +19,7 @@ def count_params(model_cfg: dict) -> float:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_full_profile_matches_zoo_parameter_count(name):
-    from petaction.mmconfig import model_dict
+    from petaction.models.mmconfig import model_dict
     p = P.resolve_train({"model": name, "profile": "full"})
     zoo = p["zoo"]
     m = model_dict(p, zoo.get("num_classes", 400))
@@ -31,7 +32,7 @@ def test_full_profile_matches_zoo_parameter_count(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_one_training_iteration_and_a_test_pass(name, tiny_data, tmp_path):
     import json
-    from petaction import mmconfig
+    from petaction.models import mmconfig
     results, study, data = tiny_data
     p = P.resolve_train({"model": name, "profile": "tiny", "study": study, "results_dir": str(results)})
     classes = json.loads((data / "classes.json").read_text())["classes"]

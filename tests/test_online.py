@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from petaction import export, forward, online, video
+from petaction.deploy import export, online
+from petaction.evaluation import forward
+from petaction.data import video
 from petaction import params as P
 from petaction.__main__ import main
 
@@ -25,7 +27,7 @@ def build(name, profile, img_size=None):
     """A model of that profile with its initial weights (equivalence needs no training)."""
     from mmaction.registry import MODELS
     from mmengine.registry import init_default_scope
-    from petaction import mmconfig
+    from petaction.models import mmconfig
     init_default_scope("mmaction")
     over = {"model": name, "profile": profile, **({"img_size": img_size} if img_size else {})}
     p = P.resolve_train(over)
@@ -185,7 +187,7 @@ def test_infer_online_writes_a_per_frame_timeline_of_the_whole_video(tiny_run, t
 @pytest.mark.slow
 def test_infer_online_onnx_and_causal_and_detect_every(tiny_run, tmp_path):
     quiet = dict(annotate=False, log=lambda *_: None)
-    from petaction import infer
+    from petaction.deploy import infer
     a = infer.infer(video.sample_video(), tiny_run, tmp_path / "a", online=infer.Online(), **quiet)
     b = infer.infer(video.sample_video(), tiny_run, tmp_path / "b", backend="onnx", online=infer.Online(), **quiet)
     assert len(a["windows"]) == len(b["windows"])

@@ -1,4 +1,4 @@
-"""Every recogniser's quick configuration can fit 16 fixed clips (petaction.overfit).
+"""Every recogniser's quick configuration can fit 16 fixed clips (petaction.training.overfit).
 
 At the quick profile's architecture, optimizer and learning rate, the training loss on 16 clips
 must fall well below the class prior's ln(K) within STEPS optimizer steps. Measured on the tiny
@@ -13,7 +13,8 @@ fast_rcnn is not here: its box head trains through detection.py's own config (te
 """
 import pytest
 
-from petaction import overfit, params
+from petaction.training import overfit
+from petaction import params
 
 STEPS = 40
 FIT = 0.1   # the loss must end below FIT x ln(K)

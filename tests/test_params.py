@@ -8,7 +8,7 @@ import yaml
 
 from petaction import params as P
 from petaction import study
-from petaction.paths import NOTEBOOKS, PARAMS, REPO
+from petaction.core.paths import NOTEBOOKS, PARAMS, REPO
 
 
 def test_every_params_key_is_a_notebook_parameter():
@@ -28,7 +28,7 @@ def test_every_params_key_is_a_notebook_parameter():
 
 
 def test_prepare_notebook_declares_exactly_the_prepare_parameters():
-    from petaction import prepare
+    from petaction.data import prepare
     declared = set(P.notebook_parameters("prepare"))
     assert declared == set(prepare.DEFAULTS) | {"study", "results_dir"}
 

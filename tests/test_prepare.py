@@ -7,7 +7,7 @@ import cv2
 import pytest
 
 from aihub_fixture import make_breed_tree, make_quirky_tree
-from petaction import aihub, prepare
+from petaction.data import aihub, prepare
 
 
 def read_csv(path):
@@ -175,7 +175,7 @@ def test_nearest_box_in_time():
 def test_prepare_on_the_synthetic_set_keeps_every_clip(tiny_data, tmp_path):
     """Every generated clip is kept with its class, split side and JPG count; nothing rejected."""
     from conftest import TINY_PREPARE
-    from petaction import synth
+    from petaction.data import synth
     results, study, data = tiny_data
     counts = {k: max(1, round(v * TINY_PREPARE["synth_scale"])) for k, v in synth.DEFAULT_COUNTS.items()}
     made = synth.generate(tmp_path / "again", seed=0, counts=counts, n_frames=TINY_PREPARE["synth_frames"])
@@ -192,7 +192,7 @@ def test_emotion_target_prepares_beside_the_action_data(tiny_data):
     """target: emotion -> results/<study>/emotion/data, six emotion codes as classes."""
     import json
     from conftest import TINY_PREPARE
-    from petaction import classes
+    from petaction.data import classes
     results, study, _ = tiny_data
     info = prepare.prepare(study=study, results_dir=results, target="emotion", **TINY_PREPARE)
     data = results / study / "emotion" / "data"

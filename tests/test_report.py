@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from petaction import evaluate, metrics, report
+from petaction.evaluation import evaluate
+from petaction.core import metrics
+from petaction.reporting import report
 
 CLASSES = ["X", "Y", "U", "D"]
 ORDER_ONLY = ["U", "D"]
@@ -225,7 +227,7 @@ def test_balance_claim_uses_the_corrected_paired_test():
 
 
 def test_schedule_is_described_from_the_resolved_config():
-    from petaction import mmconfig
+    from petaction.models import mmconfig
     p = {"epochs": 16, "warmup_epochs": 1, "lr_decay_from": 0.5}
     cfg = {"param_scheduler": mmconfig.schedule(p), "optimizer": {"type": "AdamW", "lr": 0.002}, "max_epochs": 16}
     assert report.schedule_text(cfg) == ("AdamW at peak lr 0.002: linear warm-up from 0.1 to 1 times the peak over "
@@ -262,7 +264,7 @@ def test_detector_text_names_only_models_the_study_holds():
 
 
 def test_curve_verdicts():
-    from petaction import diagnose
+    from petaction.evaluation import diagnose
     def log(losses, vals):
         return pd.DataFrame({"epoch": range(1, len(losses) + 1), "train_loss": losses, "val_top1": vals,
                              "epoch_time_s": 2.0})
@@ -273,7 +275,7 @@ def test_curve_verdicts():
 
 
 def test_detector_latency_joins_the_verdict():
-    from petaction import cost
+    from petaction.evaluation import cost
     df = pd.DataFrame({"model": ["a", "b"], "cpu_latency_ms": [10.0, 600.0], "cpu_latency_p90_ms": [12.0, 700.0],
                        "boxes_per_prediction": [2, 1]})
     det = {"cpu_latency_ms": 300.0, "cpu_latency_p90_ms": 350.0}
@@ -293,7 +295,7 @@ def test_every_table_fits_the_printed_page(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-    from petaction import render
+    from petaction.reporting import render
     r = recommend_case(3)
     r["cost"]["rows"] = [{"model": m, "throughput_batch": 8, "cpu_throughput_cps": 50.0, "peak_mem_mb": 100.0,
                           "peak_mem_batch_mb": 300.0, "gpu_latency_ms": 1.0, "gpu_throughput_cps": 900.0}

@@ -10,9 +10,9 @@ import time
 import pandas as pd
 import pytest
 
-from petaction import mmcompat
+from petaction.models import checkpoints
 from petaction import params as P
-from petaction import train
+from petaction.training import train
 
 EPOCHS = 2
 
@@ -27,7 +27,7 @@ def wait_for_validated_epoch(run, proc, timeout=240):
     """Epoch 1 trained, validated and its checkpoints recorded (3 hashes: epoch_1, best, and
     epoch_1 again with the validation's best score): training is in epoch 2."""
     t0 = time.time()
-    manifest = run / mmcompat.TRUST_FILE
+    manifest = run / checkpoints.TRUST_FILE
     while time.time() - t0 < timeout:
         assert proc.poll() is None, "training ended before it could be killed"
         if manifest.is_file() and len(manifest.read_text().splitlines()) >= 3:
@@ -74,7 +74,7 @@ def test_resume_only_the_same_unfinished_training(tmp_path):
         (tmp_path / "best_acc_top1_epoch_1.pth").write_bytes(ckpt.read_bytes())
         (tmp_path / "last_checkpoint").write_text(str(ckpt))
         if trusted:
-            mmcompat.record_checkpoint(ckpt)
+            checkpoints.record_checkpoint(ckpt)
         (tmp_path / train.ATTEMPT).write_text(key)
         if finished:
             (tmp_path / "metrics.json").write_text("{}")

@@ -51,7 +51,7 @@ def test_auto_cpu_jobs_is_one_per_core_at_most_four_and_one_per_4_gib(monkeypatc
 def test_training_cost_estimate_is_the_whole_forward_on_a_training_clip(name):
     """The estimate counts forward.py's forward (head included) on the train pipeline's input
     (one clip, whatever test_clips is); fast_rcnn's too."""
-    from petaction import cost, forward
+    from petaction.evaluation import cost, forward
     p = P.resolve_train({"model": name, "profile": "tiny", "test_clips": 3})
     model = forward.build_model(p, num_classes=12)
     x = forward.example_inputs(p, split="train")

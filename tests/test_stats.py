@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from petaction import stats
+from petaction.evaluation import stats
 
 
 def test_bootstrap_interval_covers_a_known_rate():
@@ -69,7 +69,7 @@ def test_holm_on_a_hand_made_family():
 
 
 def test_latency_harness_excludes_warm_up():
-    from petaction import cost
+    from petaction.evaluation import cost
     calls = []
 
     def fn():  # the first three calls are slow (warm-up), the rest fast
@@ -86,7 +86,7 @@ def test_latency_harness_excludes_warm_up():
 
 
 def test_interleaved_timing_visits_every_model_each_round():
-    from petaction import cost
+    from petaction.evaluation import cost
     order = []
     fns = [lambda: order.append("a"), lambda: order.append("b")]
     times = cost.interleaved_times(fns, warmup=2, repeats=6, rounds=3)
@@ -96,14 +96,14 @@ def test_interleaved_timing_visits_every_model_each_round():
 
 
 def test_pareto_front():
-    from petaction import cost
+    from petaction.evaluation import cost
     s = pd.DataFrame({"model": ["slow_good", "fast_bad", "dominated", "mid"], "top1": [0.9, 0.5, 0.4, 0.7],
                       "cpu_latency_ms": [100, 10, 50, 30]})
     assert cost.pareto_front(s) == ["fast_bad", "mid", "slow_good"]
 
 
 def test_peak_memory_sees_a_temporary_allocation():
-    from petaction import cost
+    from petaction.evaluation import cost
 
     def big():   # 200 MB of fresh pages (an anonymous map, never recycled memory), touched, then freed
         import mmap
@@ -119,5 +119,5 @@ def test_peak_memory_sees_a_temporary_allocation():
 
 
 def test_throughput_counts_clips_per_second():
-    from petaction import cost
+    from petaction.evaluation import cost
     assert cost.throughput(lambda: time.sleep(0.02), batch=8) == pytest.approx(400, rel=0.3)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from petaction import paths, render, study
+from petaction.core import paths
+from petaction.reporting import render
+from petaction import study
 
 pytestmark = pytest.mark.slow
 from conftest import TINY_PREPARE
@@ -259,7 +261,8 @@ def test_emotion_from_the_action_runs_in_one_study(tmp_path):
     """tsm and tsm@action on the emotion target, the action target listed last: the action run
     trains first, tsm@action starts from it (init.json), both are rows of the emotion tables,
     and the transfer comparison pairs them."""
-    from petaction import pretrained, transfer
+    from petaction.models import pretrained
+    from petaction.evaluation import transfer
     cfg = study.load_study(None, {"study": "tinyxfer", "results_dir": str(tmp_path), "profile": "tiny",
                                   "models": ["tsm"], "target_models": {"emotion": ["tsm", "tsm@action"]},
                                   "targets": ["emotion", "action"], "prepare": TINY_PREPARE, "cpu_jobs": 2,

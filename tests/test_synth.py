@@ -1,4 +1,4 @@
-"""Tests of petaction.synth: the synthetic dataset in the AI-Hub on-disk format."""
+"""Tests of petaction.data.synth: the synthetic dataset in the AI-Hub on-disk format."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +16,7 @@ try:
 except ImportError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from petaction import classes, synth  # noqa: E402
+from petaction.data import classes, synth  # noqa: E402
 
 FRAME_RE = re.compile(r"^frame_(\d+)_timestamp_(\d+)\.jpg$")
 BOM = b"\xef\xbb\xbf"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from petaction import params as P
-from petaction import train
+from petaction.training import train
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_checkpoints_from_elsewhere_load_weights_only(tmp_path):
     """A checkpoint the study did not write cannot run code when loaded (torch's weights-only)."""
     import pickle
     import torch
-    from petaction import mmcompat
+    from petaction.models import checkpoints
 
     class Boom:
         def __reduce__(self):
@@ -47,10 +47,10 @@ def test_checkpoints_from_elsewhere_load_weights_only(tmp_path):
     with open(bad, "wb") as f:
         pickle.dump({"state_dict": {}, "x": Boom()}, f)
     with pytest.raises(ValueError, match="loads weights-only"):          # refused, and says how to fix it
-        mmcompat.load_checkpoint_file(str(bad), "cpu")
+        checkpoints.load_checkpoint_file(str(bad), "cpu")
     good = tmp_path / "ours.pth"
     torch.save({"state_dict": {}, "meta": {"f": getattr}}, good)   # needs a full unpickler
     with pytest.raises(ValueError, match="loads weights-only"):
-        mmcompat.load_checkpoint_file(str(good), "cpu")
-    mmcompat.record_checkpoint(good)
-    assert mmcompat.load_checkpoint_file(str(good), "cpu")["meta"]["f"] is getattr
+        checkpoints.load_checkpoint_file(str(good), "cpu")
+    checkpoints.record_checkpoint(good)
+    assert checkpoints.load_checkpoint_file(str(good), "cpu")["meta"]["f"] is getattr

@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from petaction import evaluate, params as P, pretrained, report, transfer
+from petaction import params as P
+from petaction.evaluation import evaluate
+from petaction.models import pretrained
+from petaction.reporting import report
+from petaction.evaluation import transfer
 from test_report import hits, study
 
 REC = {"init": "action", "kind": "run", "source": "the action run tsm seed 0", "loaded": 120, "missing": 2,
@@ -108,7 +112,8 @@ def test_no_pair_no_section_and_an_empty_table_with_its_columns():
 def test_evaluate_writes_the_transfer_table_and_the_report_renders_it(tiny_run, tiny_data):
     """The tiny action TSM (seed 0), then tsm and tsm@action on the tiny emotion target."""
     from conftest import TINY_PREPARE
-    from petaction import prepare, train
+    from petaction.data import prepare
+    from petaction.training import train
     results, study_name, _ = tiny_data
     prepare.prepare(study=study_name, results_dir=results, target="emotion", **TINY_PREPARE)
     for m in ("tsm", "tsm@action"):

@@ -65,12 +65,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from . import params as P
+    from . import setup
+    setup()
     try:
         if args.verb == "study":
             from . import study
             return study.main(args.file, parse_pairs(args.p), args.force)
         if args.verb == "synth":
-            from . import synth
+            from .data import synth
             clips = synth.generate(args.out, seed=args.seed)
             print(f"{len(clips)} clips written under {args.out}")
             return 0
@@ -80,15 +82,15 @@ def main(argv=None) -> int:
             return export_verb(args)
         kw = parse_pairs(args.p)
         if args.verb == "prepare":
-            from . import prepare
+            from .data import prepare
             info = prepare.prepare(**kw)
             print(f"{info['clips_kept']} clips kept, {info['rejected']} rejected -> {info['data_dir']}")
         elif args.verb == "train":
-            from . import train
+            from .training import train
             m = train.run(P.resolve_train(kw))
             print(m["test"])
         elif args.verb == "evaluate":
-            from . import evaluate
+            from .evaluation import evaluate
             e = evaluate.evaluate(**kw)
             print(e["summary"].to_string())
     except (P.ParamError, ValueError, FileNotFoundError, RuntimeError) as e:
@@ -102,7 +104,8 @@ def infer_verb(args) -> int:
     # Before torch loads OpenMP: waiting threads sleep instead of spinning, so they leave the
     # cores to frame decoding (measured: a window at 2 threads 3-4x faster on a busy machine).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from . import infer, video
+    from .deploy import infer
+    from .data import video
     spec = video.sample_video() if args.video == "sample" else args.video
     infer.infer(spec, args.run, args.out, stride_s=args.stride, smooth_n=args.smooth, k=args.topk,
                 backend=args.backend, onnx_path=args.onnx, window_s=args.window,
@@ -115,7 +118,7 @@ def infer_verb(args) -> int:
 
 def export_verb(args) -> int:
     from pathlib import Path
-    from . import export
+    from .deploy import export
     run = Path(args.run)
     out = Path(args.out) if args.out else run / "model.onnx"
     model, p = export.load_recognizer(run), export.run_params(run)

@@ -23,12 +23,11 @@ from pathlib import Path
 import yaml
 from mmengine.config import Config, ConfigDict
 
-from . import pretrained
-from .paths import NOTEBOOKS, PARAMS
-
-
-class ParamError(ValueError):
-    """A bad parameter: unknown key, unknown model/profile, wrong value."""
+from .core.dicts import deep_merge, strip_delete  # noqa: F401  (params.deep_merge: the layering's merge)
+from .core.errors import ParamError
+from .core.paths import NOTEBOOKS, PARAMS
+from .data.splits import check_folds  # noqa: F401  (params.check_folds: validated with the rest)
+from .models import pretrained
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -56,37 +55,6 @@ def load_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ParamError(f"{path} must hold a mapping of parameters")
     return data
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    """`over` layered on `base`, as mmengine merges configs (a copy; mmengine's merge): dicts
-    merge key by key, lists and scalars are replaced whole, a dict with `_delete_: true`
-    replaces the one under it, and a dict over a value that is not one is an error naming
-    `_delete_`. mmengine drops the marker once it has replaced something; here it stays
-    (keep_delete_markers), because the params layers merge before the mmaction2 base model
-    does, which it must replace too, until strip_delete."""
-    try:
-        merged = Config._merge_a_into_b(copy.deepcopy(over), ConfigDict(copy.deepcopy(base)))
-    except TypeError as e:   # e.g. backbone: {...} over backbone: null
-        raise ParamError(str(e)) from None
-    return keep_delete_markers(merged.to_dict(), over)
-
-
-def keep_delete_markers(merged: dict, over: dict) -> dict:
-    """`merged` with the `_delete_` markers `over` has, where mmengine's merge removed them."""
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(merged.get(k), dict):
-            if "_delete_" in v:
-                merged[k]["_delete_"] = v["_delete_"]
-            keep_delete_markers(merged[k], v)
-    return merged
-
-
-def strip_delete(d):
-    """The dict without `_delete_` markers, once every layer has been merged."""
-    if isinstance(d, dict):
-        return {k: strip_delete(v) for k, v in d.items() if k != "_delete_"}
-    return d
 
 
 def names(kind: str) -> list[str]:
@@ -178,12 +146,6 @@ NOT_FINETUNED = {"model", "profile", "study", "target", "seed", "fold", "results
 
 CHOICES = {"target": ("action", "emotion"), "sampling": ("segments", "clip"),
            "optimizer": ("SGD", "AdamW"), "class_balance": ("none", "loss", "sampler")}
-
-
-def check_folds(k) -> None:
-    """A k-fold setting (study `folds`, prepare `folds`): 0 (off) or a whole number >= 2."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 0 or k == 1:
-        raise ParamError(f"folds must be 0 (off) or a whole number >= 2 (got {k!r})")
 
 
 def validate_train(p: dict) -> None:

@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 
-from .params import ParamError
+from .core.errors import ParamError
 
 STRATEGIES = ("parallel", "ddp")
 
@@ -98,7 +98,7 @@ def gflops_per_clip(p: dict) -> float:
     """Forward GFLOPs of one training clip for resolved train parameters: forward.build's
     whole forward (preprocessor, backbone, neck, head) on the views the train pipeline samples
     (one clip; a segment model's num_segments frames; fast_rcnn's whole frames and RoI)."""
-    from . import cost, forward
+    from .evaluation import cost, forward
     return cost.gflops(forward.build(forward.build_model(p, num_classes=12)),
                        forward.example_inputs(p, split="train"))
 

@@ -23,9 +23,11 @@ import time
 from pathlib import Path
 
 from . import params as P
-from . import paths, pretrained, schedule
+from . import schedule
 from .console import Console, clock, kernel_manager_class
-from .provenance import files_digest
+from .core import paths
+from .core.provenance import files_digest
+from .models import pretrained
 
 STUDY_DEFAULTS = dict(
     study="default",     # results/<study>/, report/<study>.html
@@ -120,7 +122,7 @@ def digest(obj) -> str:
 def code_digest() -> str:
     """The package's source: evaluate and report (seconds to run) re-run when it changes;
     training re-runs only on changed parameters or data (use --force after code changes)."""
-    return files_digest(sorted((paths.REPO / "lib" / "petaction").glob("*.py")))
+    return files_digest(sorted((paths.REPO / "lib" / "petaction").rglob("*.py")))
 
 
 def source_digest(data_root: str) -> str:
@@ -226,7 +228,7 @@ def common_params(cfg: dict, target: str) -> dict:
 
 
 def data_inputs(cfg: dict, target: str, fold: int = 0) -> str:
-    from .train import data_lists
+    from .training.train import data_lists
     return files_digest(data_lists(paths.target_dir(cfg["study"], target, cfg["results_dir"] or None) / "data", fold))
 
 
@@ -496,7 +498,7 @@ def report_files(cfg: dict, status: dict) -> list[Path]:
         return []
     html, pdf = paths.REPO / "report" / f"{cfg['study']}.html", paths.REPO / "report" / f"{cfg['study']}.pdf"
     if status["status"] == "done":
-        from . import render
+        from .reporting import render
         html = render.to_html(Path(status["notebook"]), html)
         pdf = render.to_pdf(html, pdf)
     rendered = [f for f in (html, pdf) if f.is_file()]

@@ -1,0 +1,1 @@
+"""Data: reading the AI-Hub format, the synthetic set, preparing clips (crops, frames), splits, video."""

@@ -1,0 +1,1 @@
+"""Deployment: inference on videos, online (streaming) inference, ONNX export."""

@@ -1,0 +1,1 @@
+"""Evaluation: scores and tests from saved scores, transfer, cost (timing), diagnosis, figures."""

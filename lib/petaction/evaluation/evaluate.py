@@ -1,0 +1,561 @@
+"""Cross-model evaluation of a study: every trained run, metrics from its saved scores, and
+the decisions the report states.
+
+    papermill notebooks/evaluate.ipynb out.ipynb -p study default
+    python -m petaction evaluate --study default
+
+Writes results/<study>/[<target>/]evaluation/: summary.csv/.json (one row per model, ordered
+by validation top-1, the selection), runs.csv (one row per model and seed; with k-fold
+cross-validation, each over the test clips of all its folds pooled: every clip tested once,
+by the fold that held it out), folds.csv (one row per model, seed and fold), per_class.csv,
+confusion_<model>.csv, confusions.csv (the best model's commonest mistakes, each with its
+most confident example clip), failed.csv (runs that did not finish, with their error), PNG
+figures, and the decisions: decisions.json (best and recommended model, chosen on
+validation; every claim with its test and Holm-corrected p-value), claims.csv (the same
+claims as a table), transfer.csv (runs that differ only in init, paired: transfer.py) and
+e2e.csv (the recommended model's test top-1 with the pet detector's boxes instead of the
+labelled ones, paired: e2e.py). The report renders decisions.json and decides nothing itself.
+
+Selection uses the validation split only (each run's val_scores.npz: the selected
+checkpoint's per-clip validation scores; log.csv's best validation top-1 where a run has
+none); the test split is used for the claims, once. docs/statistics.md lists the methods.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import cost, diagnose, explore, figures, stats, transfer
+from ..core import metrics, paths
+
+COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom",
+                "cpu_throughput_cps", "peak_mem_mb"]
+
+E2E_COLUMNS = ["detector_ms", "e2e_latency_ms", "e2e_latency_p90_ms", "realtime_e2e", "headroom_e2e"]
+
+METRIC_COLUMNS = ["top1", "top3", "top5", "mean_class_acc", "macro_f1", "top1_order_only"]
+
+VAL_COLUMNS = ["val_top1", "val_mean_class_acc", "val_top1_order_only"]
+
+BUDGET_COLUMNS = ["train_steps", "train_cpu_s"]
+
+ALPHA = 0.05
+MARGIN = 0.02   # non-inferiority margin of a faster model's top-1 (2 points), on validation
+
+
+def find_runs(root: Path, k: int = 0) -> tuple[list[Path], list[dict]]:
+    """Finished runs (with metrics.json and test scores) and failed ones (with error.json):
+    the runs on the prepared split, or with k folds prepared, the fold runs."""
+    done, failed = [], []
+    for run in sorted((root / "models").glob("*/seed*")):
+        try:
+            seed, fold = paths.parse_run(run)
+        except ValueError:
+            continue
+        if bool(fold) != bool(k):
+            continue
+        if (run / "metrics.json").is_file() and (run / "test_scores.npz").is_file():
+            done.append(run)
+        elif (run / "error.json").is_file():
+            err = json.loads((run / "error.json").read_text())
+            failed.append({"model": run.parent.name, "seed": seed, "fold": fold, **err})
+    return done, failed
+
+
+def load_scores(run: Path, split: str = "test") -> dict:
+    z = np.load(run / f"{split}_scores.npz")
+    return {"ids": z["ids"], "labels": z["labels"], "scores": z["scores"], "classes": list(z["classes"])}
+
+
+def pooled(done: list[Path], k: int) -> tuple[dict, list[dict]]:
+    """Group runs by (model, seed). Without folds each group is one run; with k folds a group
+    needs all k (pooling part of them would test on part of the data), and its scores are
+    the folds' test scores joined, sorted by clip id. Returns ({(model, seed): [runs]}, failed)."""
+    groups, failed = {}, []
+    for run in done:
+        seed, fold = paths.parse_run(run)
+        groups.setdefault((run.parent.name, seed), []).append(run)
+    if k:
+        for (model, seed), runs in list(groups.items()):
+            missing = sorted(set(range(1, k + 1)) - {paths.parse_run(r)[1] for r in runs})
+            if missing:
+                failed.append({"model": model, "seed": seed, "fold": missing[0],
+                               "error": f"folds {missing} of {k} have not finished: pooled results need every fold"})
+                del groups[(model, seed)]
+    return groups, failed
+
+
+def join_scores(runs: list[Path]) -> dict:
+    """One run's test scores, or several folds' joined (sorted by clip id)."""
+    parts = [load_scores(r) for r in runs]
+    if any(p["classes"] != parts[0]["classes"] for p in parts):
+        raise ValueError("folds trained on different classes")
+    ids = np.concatenate([p["ids"] for p in parts])
+    order = np.argsort(ids, kind="stable")
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("a clip is in the test set of two folds")
+    return {"ids": ids[order], "labels": np.concatenate([p["labels"] for p in parts])[order],
+            "scores": np.concatenate([p["scores"] for p in parts])[order], "classes": parts[0]["classes"]}
+
+
+def join_val(runs: list[Path]) -> dict | None:
+    """The runs' validation scores (val_scores.npz) in fold order, or None when one lacks them.
+    Folds' validation sets overlap (each is carved from the other folds), so a clip may come
+    once per fold: the units are (fold, clip), the same for every model."""
+    runs = sorted(runs, key=lambda r: paths.parse_run(r)[1])
+    if not all((r / "val_scores.npz").is_file() for r in runs):
+        return None
+    parts = [load_scores(r, "val") for r in runs]
+    return {"ids": np.concatenate([p["ids"] for p in parts]), "labels": np.concatenate([p["labels"] for p in parts]),
+            "scores": np.concatenate([p["scores"] for p in parts]), "classes": parts[0]["classes"]}
+
+
+def logged_val_top1(run: Path, best_epoch: int) -> float:
+    """The selected epoch's validation top-1 from log.csv (NaN without the log)."""
+    if not (run / "log.csv").is_file():
+        return float("nan")
+    log = pd.read_csv(run / "log.csv")
+    hit = log.loc[log["epoch"] == best_epoch, "val_top1"]
+    return float(hit.iloc[0]) if len(hit) else float("nan")
+
+
+def budget(trained: list[dict]) -> dict:
+    """Optimizer steps and training CPU seconds (summed over folds; NaN where a run lacks them)."""
+    out = {}
+    for key in BUDGET_COLUMNS:
+        vals = [t.get(key) for t in trained]
+        out[key] = float(sum(vals)) if all(v is not None for v in vals) else float("nan")
+    return out
+
+
+def run_row(model: str, seed: int, group: list[Path], s: dict, order_only: list[int], k: int,
+            v: dict | None = None) -> tuple[dict, list[dict]]:
+    """runs.csv's row for one model and seed (its folds pooled, with the spread between folds)
+    and, with folds, folds.csv's rows. ``v``: the joined validation scores (join_val), if any."""
+    row = {"model": model, "seed": seed, **metrics.all_metrics(s["scores"], s["labels"], order_only)}
+    trained = [json.loads((run / "metrics.json").read_text()) for run in group]
+    best = [t["best_epoch"] for t in trained]
+    row.update(best_epoch=best[0] if len(best) == 1 else float(np.mean(best)),
+               train_time_s=sum(t["train_time_s"] for t in trained), n_folds=k, **budget(trained))
+    if v is not None:
+        vm = metrics.all_metrics(v["scores"], v["labels"], order_only)
+        row.update(val_top1=vm["top1"], val_mean_class_acc=vm["mean_class_acc"],
+                   val_top1_order_only=vm["top1_order_only"], val_source="val_scores.npz")
+    else:
+        row.update(val_top1=float(np.mean([logged_val_top1(r, b) for r, b in zip(group, best)])),
+                   val_mean_class_acc=float("nan"), val_top1_order_only=float("nan"), val_source="log.csv")
+    per_fold = []
+    if k:
+        for run in group:
+            f = load_scores(run)
+            per_fold.append({"model": model, "seed": seed, "fold": paths.parse_run(run)[1],
+                             **metrics.all_metrics(f["scores"], f["labels"], order_only)})
+        spread = pd.DataFrame(per_fold)
+        row.update({f"{c}_fold_std": spread[c].std(ddof=1) for c in ("top1", "mean_class_acc", "macro_f1")})
+    return row, per_fold
+
+
+def n_folds(root: Path) -> int:
+    """k when the prepared data holds k cross-validation folds, else 0."""
+    info = root / "data" / "prepare.json"
+    return int(json.loads(info.read_text())["params"].get("folds", 0)) if info.is_file() else 0
+
+
+def evaluate(study: str = "default", target: str = "action", results_dir=None, models: list | None = None,
+             update_hz: float = 1.0, cost_repeats: int = 15, margin: float = MARGIN, alpha: float = ALPHA,
+             e2e_models="recommended") -> dict:
+    """``e2e_models``: whose test accuracy is measured again on the detector's boxes (end_to_end):
+    "recommended", "all", a list of models, or "none"."""
+    root = paths.target_dir(study, target, results_dir)
+    meta = json.loads((root / "data" / "classes.json").read_text())
+    class_names, order_only = meta["classes"], [meta["classes"].index(c) for c in meta["order_only"]]
+    out = root / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    k = n_folds(root)
+    done, failed = find_runs(root, k)
+    if models:
+        done = [r for r in done if r.parent.name in models]
+    groups, incomplete = pooled(done, k)
+    failed += incomplete
+    runs, fold_rows, per_class, logs, confusions = [], [], {}, {}, {}
+    test, val = Scored(), Scored()
+    for (model, seed), group in groups.items():
+        s = join_scores(group)
+        if s["classes"] != class_names:
+            failed.append({"model": model, "seed": seed, "fold": 0,
+                           "error": "trained on other classes than the prepared data has: re-run it"})
+            continue
+        v = join_val(group)
+        row, per_fold = run_row(model, seed, group, s, order_only, k, v)
+        runs.append(row)
+        fold_rows += per_fold
+        test.add(model, seed, s)
+        if v is not None:
+            val.add(model, seed, v)
+        cm = metrics.confusion_matrix(s["labels"], s["scores"].argmax(1), len(class_names))
+        confusions.setdefault(model, []).append(cm)
+        if (group[0] / "log.csv").is_file():
+            logs.setdefault(model, pd.read_csv(group[0] / "log.csv"))
+    pd.DataFrame(failed, columns=["model", "seed", "fold", "error", "notebook"]).to_csv(out / "failed.csv", index=False)
+    pd.DataFrame(fold_rows).to_csv(out / "folds.csv", index=False)
+    if not runs:
+        raise RuntimeError(f"no finished run under {root / 'models'}; see {out / 'failed.csv'}")
+    runs_df = pd.DataFrame(runs)
+    runs_df.to_csv(out / "runs.csv", index=False)
+    summary = summarise(runs_df)
+    summary.insert(1, "target", target)
+    ci = {m: stats.bootstrap_ci(test.matrix(m)) for m in summary["model"]}
+    summary["top1_ci_low"] = [ci[m][0] for m in summary["model"]]
+    summary["top1_ci_high"] = [ci[m][1] for m in summary["model"]]
+    first_seed = {}  # cost depends on the architecture only: one run per model
+    for (model, seed), group in groups.items():
+        first_seed.setdefault(model, group[0])
+    cost_df = cost.measure_runs([first_seed[m] for m in summary["model"]], out, update_hz, cost_repeats)
+    det = detector_cost(study, results_dir, out)
+    if det is not None:
+        cost_df = cost.add_detector(cost_df, det, update_hz)
+        cost_df.to_csv(out / "cost.csv", index=False)
+    summary = summary.merge(cost_df[[c for c in COST_COLUMNS + E2E_COLUMNS if c in cost_df]], on="model", how="left")
+    run_params = {m: json.loads((r / "params.json").read_text()) for m, r in first_seed.items()
+                  if (r / "params.json").is_file()}
+    decisions = decide(summary, test, val, class_names, meta["order_only"], run_params, margin, alpha)
+    decisions["detector"] = det is not None
+    e2e_df = end_to_end(study, target, results_dir, decisions, first_seed, run_params, e2e_models, k)
+    e2e_df.to_csv(out / "e2e.csv", index=False)
+    (out / "decisions.json").write_text(json.dumps(decisions, indent=1, default=plain))
+    claims = pd.DataFrame(decisions["claims"])
+    claims.to_csv(out / "claims.csv", index=False)
+    transfer_df = transfer.compare(run_params, test.correct, transfer.records(first_seed), decisions["claims"])
+    transfer_df.to_csv(out / "transfer.csv", index=False)   # the columns alone when no two runs differ in init
+    (out / "paired_tests.csv").unlink(missing_ok=True)   # an earlier evaluation's uncorrected table
+    summary.to_csv(out / "summary.csv", index=False)
+    summary.to_json(out / "summary.json", orient="records", indent=1)
+    for model, cms in confusions.items():
+        cm = sum(cms)
+        pd.DataFrame(cm, index=class_names, columns=class_names).to_csv(out / f"confusion_{model}.csv")
+        per_class[model] = metrics.per_class_accuracy(cm)
+    per_class_df = pd.DataFrame(per_class, index=class_names)
+    per_class_df.index.name = "class"
+    per_class_df.to_csv(out / "per_class.csv")
+    diagnosis = diagnose.table(logs) if logs else pd.DataFrame()
+    diagnosis.to_csv(out / "diagnosis.csv", index=False)
+    best = decisions["best"]
+    best_run = first_seed[best]
+    confusions_df = explore.common_confusions(explore.predictions(study, best, paths.parse_run(best_run)[0], target, results_dir))
+    confusions_df.insert(0, "model", best)
+    confusions_df.to_csv(out / "confusions.csv", index=False)
+    figs = {
+        "curves": figures.training_curves(logs, out / "curves.png") if logs else None,
+        "confusion": figures.confusion(sum(confusions[best]), class_names,
+                                       f"Confusion matrix, {best} (test)", out / "confusion_best.png"),
+        "per_class": figures.per_class(per_class_df, out / "per_class.png"),
+        "pareto": figures.pareto(summary, out / "pareto.png", x=decisions["recommendation"]["latency_column"]),
+        "gallery": explore.gallery(root / "data", confusions_df, out / "confusion_gallery.png", id_col="example"),
+    }
+    if figs["gallery"] is None:   # no mistakes: no gallery (and none left from an earlier evaluation)
+        (out / "confusion_gallery.png").unlink(missing_ok=True)
+    return {"summary": summary, "runs": runs_df, "folds": pd.DataFrame(fold_rows), "paired": claims,
+            "claims": claims, "decisions": decisions, "failed": pd.DataFrame(failed), "per_class": per_class_df,
+            "diagnosis": diagnosis, "cost": cost_df, "transfer": transfer_df, "e2e": e2e_df, "best": best, "figures": figs, "dir": out}
+
+
+def plain(x):
+    """JSON for the NumPy scalars a decision may hold (bool stays bool, not 1.0)."""
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
+
+
+class Scored:
+    """Per-clip correctness of every (model, seed) on one split, on the same clips in the same
+    order for every model (checked: a paired test needs it)."""
+
+    def __init__(self):
+        self.correct, self.ids, self.labels = {}, None, None
+
+    def add(self, model: str, seed: int, s: dict) -> None:
+        if self.ids is None:
+            self.ids, self.labels = s["ids"], s["labels"]
+        elif not np.array_equal(self.ids, s["ids"]) or not np.array_equal(self.labels, s["labels"]):
+            raise ValueError(f"{model} seed {seed} was scored on other clips than the first run: "
+                             "every model must be trained on the same prepared split; re-run it")
+        self.correct.setdefault(model, {})[seed] = s["scores"].argmax(1) == s["labels"]
+
+    def __contains__(self, model: str) -> bool:
+        return model in self.correct
+
+    def matrix(self, model: str, seeds=None, mask=None) -> np.ndarray:
+        """(seeds, clips) booleans; ``mask`` selects clips."""
+        by_seed = self.correct[model]
+        m = np.stack([by_seed[s] for s in (sorted(by_seed) if seeds is None else seeds)])
+        return m if mask is None else m[:, mask]
+
+    def pair(self, a: str, b: str, mask=None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The two models' matrices over the seeds both ran (None when they share none)."""
+        seeds = sorted(set(self.correct[a]) & set(self.correct[b]))
+        return (self.matrix(a, seeds, mask), self.matrix(b, seeds, mask)) if seeds else None
+
+
+# ---- decisions: selection on validation, claims on test ----
+
+def majority(labels: np.ndarray, class_names: list[str]) -> dict:
+    """The commonest class among the scored clips and the accuracy of always predicting it
+    (with k folds, the pooled clips the models were scored on)."""
+    counts = np.bincount(labels, minlength=len(class_names)) if len(labels) else np.zeros(len(class_names), int)
+    i = int(counts.argmax())
+    return {"class": class_names[i], "rate": float(counts[i] / max(counts.sum(), 1)), "n": int(counts.sum()),
+            "counts": {c: int(n) for c, n in zip(class_names, counts)}}
+
+
+def blind_ceiling(counts: dict, order_only: list[str]) -> float:
+    """Top-1 on the order-only clips of a model blind to frame order: at best it tells the
+    group from the other classes and then always names the group's commonest class."""
+    n = [counts[c] for c in order_only]
+    return float(max(n) / sum(n)) if sum(n) else float("nan")
+
+
+def baseline_claim(model: str, scored: Scored, base: dict) -> dict:
+    """Does the model beat always predicting the commonest class? One-sided exact binomial
+    test on its correct count (the mean over seeds, so seeds do not multiply the clips)."""
+    m = scored.matrix(model)
+    k = int(round(m.sum(1).mean()))
+    return {"kind": "baseline", "a": model, "b": f"majority ({base['class']})", "test": "exact one-sided binomial",
+            "n_clips": int(m.shape[1]), "n_seeds": int(m.shape[0]), "top1_a": float(m.mean()), "top1_b": base["rate"],
+            "p_value": stats.beats_rate(k, m.shape[1], base["rate"]), "direction": "a" if m.mean() > base["rate"] else None}
+
+
+def pair_claim(kind: str, a: str, b: str, scored: Scored, mask=None) -> dict | None:
+    """The paired comparison of a and b on the same clips (stats.paired_test), as a claim."""
+    pair = scored.pair(a, b, mask)
+    if pair is None or pair[0].shape[1] == 0:
+        return None
+    ma, mb = pair
+    return {"kind": kind, "a": a, "b": b, "top1_a": float(ma.mean()), "top1_b": float(mb.mean()),
+            **stats.paired_test(ma, mb)}
+
+
+def correct_family(claims: list[dict], alpha: float) -> list[dict]:
+    """Holm's correction over the whole family; a claim holds only when its corrected test
+    rejects, in the direction of the observed difference."""
+    for c, p in zip(claims, stats.holm([c["p_value"] for c in claims], alpha)):
+        c["p_holm"] = float(p)
+        c["significant"] = bool(p < alpha)
+        c["winner"] = (c["a"] if c["direction"] == "a" else c["b"] if c["direction"] == "b" else None) \
+            if c["significant"] else None
+    return claims
+
+
+def balance_pairs(run_params: dict) -> list[tuple[str, str]]:
+    """(plain, balanced) model pairs whose settings differ only in class_balance."""
+    pairs = []
+    for a, pa in run_params.items():
+        for b, pb in run_params.items():
+            if a != b and pa.get("class_balance") == "none" and pb.get("class_balance", "none") != "none" and \
+                    {k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k)} <= {"model", "class_balance"}:
+                pairs.append((a, b))
+    return pairs
+
+
+def decide(summary: pd.DataFrame, test: Scored, val: Scored, class_names: list[str], order_only: list[str],
+           run_params: dict, margin: float = MARGIN, alpha: float = ALPHA) -> dict:
+    """Everything the report claims, decided here: the best model and runner-up and the
+    order-only leader (on validation), the family of test claims with Holm-corrected p-values,
+    and the recommendation. ``summary`` is in selection order (summarise)."""
+    ranking = list(summary["model"])
+    on_val = summary["val_top1"].notna().all()
+    base = {"test": majority(test.labels, class_names),
+            "val": majority(val.labels, class_names) if val.labels is not None else None}
+    oo_idx = [class_names.index(c) for c in order_only]
+    oo_mask = np.isin(test.labels, oo_idx)
+    claims = [baseline_claim(m, test, base["test"]) for m in ranking]
+    if len(ranking) > 1:
+        claims.append(pair_claim("leader", ranking[0], ranking[1], test))
+    for a, b in balance_pairs({m: p for m, p in run_params.items() if m in ranking}):
+        claims.append(pair_claim("balance", a, b, test))
+    for a, b in transfer.pairs({m: p for m, p in run_params.items() if m in ranking}):
+        claims.append(pair_claim("init", a, b, test))   # transfer.csv reads its corrected p-value
+    oo_val = summary.dropna(subset=["val_top1_order_only"])
+    oo_leader = None
+    if order_only and oo_mask.any() and len(oo_val) and len(ranking) > 1:
+        oo_leader = oo_val.sort_values("val_top1_order_only", ascending=False, kind="stable").iloc[0]["model"]
+        claims += [pair_claim("order_only", oo_leader, m, test, oo_mask) for m in ranking if m != oo_leader]
+    claims = correct_family([c for c in claims if c is not None], alpha)
+    learned_test = {c["a"]: c["winner"] == c["a"] for c in claims if c["kind"] == "baseline"}
+    val_claims = []
+    if base["val"] is not None:
+        val_claims = correct_family([baseline_claim(m, val, base["val"]) for m in ranking if m in val], alpha)
+    learned_val = {c["a"]: c["winner"] == c["a"] for c in val_claims}
+    counts = base["test"]["counts"]
+    return {
+        "selection": "validation" if on_val else "test",
+        "alpha": alpha, "margin": margin, "ranking": ranking,
+        "best": ranking[0], "runner_up": ranking[1] if len(ranking) > 1 else None,
+        "val_source": dict(zip(summary["model"], summary.get("val_source", pd.Series(["none"] * len(summary))))),
+        "baseline": base,
+        "order_only": {"classes": order_only, "leader": oo_leader, "n_test": int(oo_mask.sum()),
+                       "counts": {c: counts[c] for c in order_only}, "blind_ceiling": blind_ceiling(counts, order_only)},
+        "family": family_text(claims), "claims": claims, "val_baseline": val_claims,
+        "recommendation": recommend(summary, val, learned_val, learned_test, margin),
+    }
+
+
+def family_text(claims: list[dict]) -> str:
+    kinds = {"baseline": "each model against the majority baseline",
+             "leader": "the validation leader against the runner-up",
+             "balance": "each class-balanced model against its plain twin",
+             "init": "each model against its twin that started from other weights (init)",
+             "order_only": "the order-only leader (chosen on validation) against each other model on the order-only test clips"}
+    n = {k: sum(c["kind"] == k for c in claims) for k in kinds}
+    return "; ".join(f"{kinds[k]} ({n[k]})" for k in kinds if n[k])
+
+
+# ---- the recommendation ----
+
+def latency_columns(summary: pd.DataFrame) -> dict:
+    """The end-to-end columns when the pet detector was measured, else the network's own."""
+    e2e = "e2e_latency_ms" in summary and summary["e2e_latency_ms"].notna().any()
+    return ({"latency_column": "e2e_latency_ms", "keeps_up_column": "realtime_e2e", "headroom_column": "headroom_e2e"}
+            if e2e else {"latency_column": "cpu_latency_ms", "keeps_up_column": "realtime", "headroom_column": "headroom"})
+
+
+def keeps_up(summary: pd.DataFrame, column: str) -> pd.Series:
+    """True only where the verdict is True: NaN (not measured) never reads as keeping up."""
+    if column not in summary:
+        return pd.Series(False, index=summary.index)
+    return summary[column].astype("boolean").fillna(False).astype(bool)
+
+
+def recommend(summary: pd.DataFrame, val: Scored, learned_val: dict, learned_test: dict,
+              margin: float = MARGIN) -> dict:
+    """The model to deploy, chosen on validation: among the models that keep up (end to end
+    when the detector was measured) and beat the majority baseline on validation, the best by
+    validation top-1; a faster one instead (the fastest such) when it is non-inferior: the
+    bootstrap interval of its validation top-1 minus the pick's lies above -margin. A pick
+    that does not beat the majority baseline on test is not recommended."""
+    cols = latency_columns(summary)
+    lat, ok = cols["latency_column"], keeps_up(summary, cols["keeps_up_column"])
+    rec = {**cols, "margin": margin, "model": None, "pick": None, "instead": None, "candidates": [],
+           "keeps_up": list(summary.loc[ok, "model"]),
+           "unknown": list(summary.loc[summary[cols["keeps_up_column"]].isna(), "model"])
+           if cols["keeps_up_column"] in summary else list(summary["model"]),
+           "not_learned_val": [m for m in summary["model"] if not learned_val.get(m, False)]}
+    if lat not in summary or summary[lat].isna().all():
+        return {**rec, "reason": "no_cost"}
+    eligible = summary[ok & summary["model"].map(lambda m: learned_val.get(m, False))]
+    if not ok.any():
+        return {**rec, "reason": "none_keep_up"}
+    if not learned_val:
+        return {**rec, "reason": "no_val_scores"}
+    if eligible.empty:
+        return {**rec, "reason": "none_learned"}
+    pick = eligible.iloc[0]   # summary is in validation order
+    rec["pick"] = pick["model"]
+    faster = eligible[eligible[lat] < pick[lat]].sort_values(lat, kind="stable")
+    for row in faster.itertuples():
+        pair = val.pair(row.model, pick["model"])
+        if pair is None:
+            continue
+        lo, hi = stats.bootstrap_ci(pair[0].astype(float) - pair[1].astype(float))
+        rec["candidates"].append({"model": row.model, "latency_ms": float(getattr(row, lat)),
+                                  "val_diff": float(pair[0].mean() - pair[1].mean()), "val_diff_ci_low": lo,
+                                  "val_diff_ci_high": hi, "non_inferior": bool(lo > -margin)})
+    good = [c["model"] for c in rec["candidates"] if c["non_inferior"]]
+    rec["instead"] = good[0] if good else None
+    chosen = rec["instead"] or rec["pick"]
+    if not learned_test.get(chosen, False):
+        return {**rec, "reason": "fails_test_baseline", "vetoed": chosen}
+    return {**rec, "model": chosen, "reason": "faster_non_inferior" if rec["instead"] else "pick"}
+
+
+def detector_cost(study: str, results_dir, out: Path) -> dict | None:
+    """The study's pet detector (notebooks/detector.ipynb, trained on the action target's frames):
+    its test box AP and how its checkpoint was chosen (on validation) from its metrics.json, and its
+    latency timed again now, beside the models;
+    written to evaluation/detector.json. None when the study has no trained detector."""
+    from ..training import detector
+    det_dir = detector.out_dir(study, "action", results_dir)
+    (out / "detector.json").unlink(missing_ok=True)
+    if not (det_dir / "metrics.json").is_file():
+        return None
+    trained = json.loads((det_dir / "metrics.json").read_text())
+    det = {k: trained[k] for k in ("detector", "box_ap", "box_ap50", "box_ap75", "n_images", "img_size")}
+    det["selection"] = trained.get("selection")   # None: a detector run from before it was recorded
+    det.update(detector.measure(det_dir), source=str(det_dir / "metrics.json"))
+    (out / "detector.json").write_text(json.dumps(det, indent=1))
+    return det
+
+
+def e2e_choice(which, decisions: dict) -> list[str]:
+    """The models whose accuracy end_to_end measures on the detector's boxes."""
+    if which in (None, "none", [], ()):
+        return []
+    if which == "all":
+        return list(decisions["ranking"])
+    if which == "recommended":
+        rec = decisions["recommendation"]
+        chosen = rec["model"] or rec.get("pick") or decisions["best"]   # none recommended: the pick, else the best
+        return [chosen]
+    return [m for m in which if m in decisions["ranking"]]
+
+
+def end_to_end(study: str, target: str, results_dir, decisions: dict, first_seed: dict, run_params: dict,
+               which, k: int) -> pd.DataFrame:
+    """e2e.csv: the chosen models' test top-1 with the study's pet detector's boxes (e2e.py) beside
+    their labelled-box top-1 on the same clips (their first seed), paired; decisions["e2e"] says
+    what was measured and what not, and why; the recommendation's row is repeated in it."""
+    from . import e2e
+    from ..training import detection, detector
+    models = e2e_choice(which, decisions)
+    info = {"models": models, "skipped": {}, "rows": []}
+    decisions["e2e"], decisions["recommendation"]["e2e"] = info, None
+    det_dir = detector.out_dir(study, "action", results_dir)
+    root = paths.target_dir(study, target, results_dir)
+    cropped = json.loads((root / "data" / "prepare.json").read_text())["params"]["crop"]
+    why = ("no pet detector was trained" if not decisions["detector"] else
+           "k-fold cross-validation (each clip's model is its fold's)" if k else
+           None if cropped else "the study trains on whole frames (crop: false): no box to detect")
+    rows = []
+    for m in models:
+        reason = why or ("fast_rcnn takes whole frames and a key-frame RoI" if detection.is_fast_rcnn(run_params.get(m, {}))
+                         else None)
+        if reason:
+            info["skipped"][m] = reason
+            continue
+        run = first_seed[m]
+        try:
+            cache = e2e.detected_cache(root, det_dir)
+            rows.append(e2e.compare(m, paths.parse_run(run)[0], load_scores(run), e2e.score(run, cache), cache))
+        except (OSError, RuntimeError, ValueError) as err:   # e.g. the source frames moved: said, not fatal
+            info["skipped"][m] = f"it failed ({type(err).__name__}: {err})"
+    info["rows"] = rows
+    rec = decisions["recommendation"]["model"]
+    decisions["recommendation"]["e2e"] = next((r for r in rows if r["model"] == rec), None)
+    return pd.DataFrame(rows, columns=e2e.COLUMNS)
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the mean over its seeds (and the std where there are several),
+    ordered by validation top-1 (the selection; test top-1 only where no validation figure
+    was saved, which decisions.json then says)."""
+    g = runs.groupby("model")
+    cols = [c for c in METRIC_COLUMNS + VAL_COLUMNS + BUDGET_COLUMNS + ["n_test", "train_time_s"] if c in runs]
+    summary = g[cols].mean()
+    summary["n_seeds"] = g.size()
+    summary["n_folds"] = g["n_folds"].first() if "n_folds" in runs else 0
+    if "val_source" in runs:
+        summary["val_source"] = g["val_source"].agg(lambda s: "/".join(sorted(set(s))))
+    for c in [c for c in runs if c.endswith("_fold_std")]:
+        summary[c] = g[c].mean()   # the spread between folds, averaged over seeds
+    for c in METRIC_COLUMNS:
+        summary[c + "_std"] = g[c].std(ddof=1)
+    keys = ["val_top1", "val_mean_class_acc"] if "val_top1" in summary and summary["val_top1"].notna().all() \
+        else ["top1", "mean_class_acc"]
+    summary = summary.reset_index().sort_values(keys + ["model"], ascending=[False, False, True], kind="stable")
+    return summary.reset_index(drop=True)

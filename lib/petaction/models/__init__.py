@@ -1,0 +1,1 @@
+"""Models: the OpenMMLab glue, this project's registered models, configs, pretrained weights."""

@@ -1,0 +1,1 @@
+"""Reporting: the study report, notebook views, HTML/PDF rendering."""

@@ -1,0 +1,1 @@
+"""Training: mmengine's Runner on a prepared study, DDP launching, hooks, box-level and detector training."""

@@ -1,0 +1,160 @@
+"""A run folder's files: what a training reads (the prepared split lists) and writes (config,
+parameters, provenance, checkpoints, budget, per-clip scores, metrics.json), and when an
+interrupted one resumes. Shared by every kind of training (train, detection, detector).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..core import paths, provenance
+from ..models import checkpoints, pretrained
+
+
+def data_dir(study: str, target: str, results_dir=None, fold: int = 0) -> Path:
+    d = paths.target_dir(study, target, results_dir) / "data"
+    if not (d / "classes.json").is_file():
+        raise FileNotFoundError(f"no prepared data at {d}: run prepare first "
+                                f"(papermill notebooks/prepare.ipynb out.ipynb -p study {study} -p target {target})")
+    if fold and not (d / paths.split_file("test", fold)).is_file():
+        raise FileNotFoundError(f"fold {fold} is not prepared at {d}: prepare with folds >= {fold} "
+                                "(the study's `folds: k`, or papermill -p folds k)")
+    return d
+
+
+def data_lists(data: Path, fold: int = 0) -> list[Path]:
+    """The files that say what a run trains and tests on."""
+    return [data / paths.split_file(s, fold) for s in ("train", "val", "test")] + [data / "classes.json"]
+
+
+def read_split(data: Path, split: str, fold: int = 0) -> list[tuple[str, int, int]]:
+    rows = []
+    with open(data / paths.split_file(split, fold), encoding="utf-8") as f:
+        for line in f:
+            clip, frames, label = line.rsplit(maxsplit=2)
+            rows.append((clip, int(frames), int(label)))
+    return rows
+
+
+def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0, split: str = "test") -> dict:
+    """Per-clip scores of one split from mmengine's DumpResults pickle (<split>_results.pkl) ->
+    <split>_scores.npz + .csv: the test split's after testing, the validation split's of the
+    selected checkpoint (score_val), which the evaluation selects models by."""
+    with open(run / f"{split}_results.pkl", "rb") as f:
+        results = pickle.load(f)
+    clips = read_split(data, split, fold)
+    if len(results) != len(clips):
+        raise RuntimeError(f"{len(results)} {split} predictions for {len(clips)} {split} clips")
+    scores = np.stack([np.asarray(r["pred_score"], dtype=np.float32) for r in results])
+    labels = np.array([int(np.asarray(r["gt_label"]).reshape(-1)[0]) for r in results])
+    expected = np.array([t[2] for t in clips])
+    if not np.array_equal(labels, expected):
+        raise RuntimeError(f"{split} predictions are not in {split}.txt order")
+    ids = np.array([t[0] for t in clips])
+    np.savez(run / f"{split}_scores.npz", ids=ids, labels=labels, scores=scores, classes=np.array(class_names))
+    with open(run / f"{split}_scores.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "label", "pred", *class_names])
+        for i, lab, s in zip(ids, labels, scores):
+            w.writerow([i, class_names[lab], class_names[int(s.argmax())], *np.round(s, 6)])
+    (run / f"{split}_results.pkl").unlink()
+    return {f"n_{split}": len(ids), "top1": float((scores.argmax(1) == labels).mean())}
+
+
+def clear_checkpoints(run: Path) -> None:
+    """Remove the checkpoints an earlier training of this run left: a re-run must never select
+    or test a stale one (``best_*_epoch_8.pth`` of the last run sorts after ``..._16.pth``)."""
+    for f in (*run.glob("*.pth"), *run.glob("*.tmp"), run / "last_checkpoint", run / "checkpoints.sha256"):
+        f.unlink(missing_ok=True)
+
+
+def best_checkpoint(run: Path, runner=None) -> Path:
+    """The checkpoint mmengine's CheckpointHook recorded as best; else the only best_*.pth."""
+    recorded = runner.message_hub.get_info("best_ckpt") if runner is not None else None
+    if recorded and Path(recorded).is_file():
+        return Path(recorded)
+    found = sorted(run.glob("best_*.pth"), key=lambda f: int(f.stem.rsplit("_", 1)[-1]))
+    if len(found) != 1:
+        raise FileNotFoundError(f"expected one best_*.pth checkpoint in {run}, found {[f.name for f in found]}")
+    return found[0]
+
+ATTEMPT = "attempt.key"   # the resolved settings and data of the training that wrote this folder
+
+
+def attempt_key(p: dict, data: Path) -> str:
+    """Resolved parameters + the data lists' content: equal keys mean the same training."""
+    h = hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode())
+    h.update(provenance.files_digest(data_lists(data, p["fold"])).encode())
+    return h.hexdigest()[:16]
+
+
+def resume_or_clear(run: Path, key: str) -> bool:
+    """Resume (True) only an unfinished attempt (no metrics.json) of the same settings and data
+    whose last checkpoint is one this study wrote; otherwise clear the old checkpoints, so a
+    re-run never selects or tests a stale one. mmengine itself resumes, from last_checkpoint."""
+    last = run / "last_checkpoint"
+    ckpt = Path(last.read_text().strip()) if last.is_file() else None
+    same = (run / ATTEMPT).is_file() and (run / ATTEMPT).read_text().strip() == key
+    if same and not (run / "metrics.json").exists() and ckpt and ckpt.is_file() and checkpoints.is_trusted(ckpt):
+        return True
+    clear_checkpoints(run)
+    return False
+
+
+def start_run(out: Path, cfg, p: dict | None = None) -> None:
+    """What a run folder holds before training: the resolved config, the parameters, the
+    provenance; an earlier metrics.json goes (its presence marks a finished run)."""
+    cfg.dump(str(out / "config.py"))
+    if p is not None:
+        (out / "params.json").write_text(json.dumps(p, indent=1))
+    (out / "provenance.json").write_text(json.dumps(provenance.collect(), indent=1))
+    (out / "metrics.json").unlink(missing_ok=True)
+    (out / BUDGET).unlink(missing_ok=True)
+
+BUDGET = "budget.json"   # what a training spent: optimizer steps and CPU seconds (write_budget)
+
+
+def write_budget(out: Path, steps: int, cpu_s: float) -> None:
+    """The training's budget as spent: optimizer steps (mmengine's iteration count, so a resumed
+    run counts the steps before the kill too) and the CPU seconds of this process's training
+    loop (all its torch threads; data loading too where num_workers is 0, as in the quick
+    profile). The report prints both beside each model's accuracy: equal footing is checked,
+    not assumed. A resumed run's CPU seconds cover its last attempt only."""
+    from mmengine.dist import is_main_process
+    if is_main_process():
+        (out / BUDGET).write_text(json.dumps({"train_steps": int(steps), "train_cpu_s": round(cpu_s, 1)}))
+
+
+INIT_FIELDS = ("init", "kind", "source", "loaded", "missing", "unexpected", "head_reinitialised")
+
+
+def init_record(out: Path, p: dict) -> dict:
+    """Where the run's first weights came from, for metrics.json: init.json's counts of loaded,
+    missing and unexpected tensors (pretrained.load_report; the key lists stay in init.json)."""
+    rec = pretrained.load_report(out)
+    if rec is None:   # the initializer writes init.json before the first step: its absence is a bug
+        return {"init": p.get("init"), "error": f"no {pretrained.REPORT} for this init in {out}"}
+    return {k: rec[k] for k in INIT_FIELDS if k in rec}
+
+
+def write_metrics(out: Path, p: dict, best: Path, test_metrics: dict, scores: dict, class_names: list[str],
+                  train_s: float, t0: float, **extra) -> dict:
+    """metrics.json, written last: its presence marks a finished run (evaluate, study, resume);
+    the budget (budget.json) and the init record (init.json) merged in."""
+    budget = json.loads((out / BUDGET).read_text()) if (out / BUDGET).is_file() else {}
+    metrics = {
+        "model": p["model"], "seed": p["seed"], "fold": p["fold"], "target": p["target"], "profile": p["profile"],
+        "best_checkpoint": best.name, "best_epoch": int(best.stem.rsplit("_", 1)[-1]),
+        "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
+        "n_test": scores["n_test"], "train_time_s": round(train_s, 1),
+        "wall_time_s": round(time.time() - t0, 1), **budget, "init": init_record(out, p), "classes": class_names,
+        **extra,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
