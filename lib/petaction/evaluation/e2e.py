@@ -27,6 +27,7 @@ import pandas as pd
 from . import stats
 from ..data import aihub, crop
 from ..models import mmconfig
+from ..training.runfolder import read_split
 
 COLUMNS = ["model", "seed", "n_clips", "top1_labelled", "top1_detector", "diff", "diff_ci_low", "diff_ci_high",
            "labelled_only", "detector_only", "test", "p_value", "mean_iou", "frames_iou50", "frames_no_box",
@@ -38,12 +39,8 @@ CACHE = "data_detected"       # beside the target's data/: the test clips cut ar
 def test_clips(data: Path) -> list[dict]:
     """The prepared test clips with their source frame folder and label file (clips.csv)."""
     rows = pd.read_csv(data / "clips.csv").set_index("id")
-    out = []
-    for line in (data / "test.txt").read_text().splitlines():
-        clip, frames, label = line.rsplit(maxsplit=2)
-        out.append({"id": clip, "frames": int(frames), "label": int(label), "source": rows.loc[clip, "source"],
-                    "label_path": rows.loc[clip, "label_path"]})
-    return out
+    return [{"id": clip, "frames": frames, "label": label, "source": rows.loc[clip, "source"],
+             "label_path": rows.loc[clip, "label_path"]} for clip, frames, label in read_split(data, "test")]
 
 
 def source_frames(source: str):
@@ -169,8 +166,8 @@ def score(run: Path, data: Path, batch: int = 8) -> dict:
         for i in range(0, len(dataset), batch):
             out = model.test_step(pseudo_collate([dataset[j] for j in range(i, min(i + batch, len(dataset)))]))
             scores += [o.pred_score.numpy() for o in out]
-    rows = [line.rsplit(maxsplit=2) for line in (Path(data) / "test.txt").read_text().splitlines()]
-    return {"ids": np.array([r[0] for r in rows]), "labels": np.array([int(r[2]) for r in rows]),
+    rows = read_split(Path(data), "test")
+    return {"ids": np.array([r[0] for r in rows]), "labels": np.array([r[2] for r in rows]),
             "scores": np.stack(scores), "classes": list(model.cfg.dataset_meta["classes"])}
 
 
