@@ -16,11 +16,12 @@ file or a pipe it stays off, so a log holds the step lines only (they carry the 
 from __future__ import annotations
 
 import contextlib
-import heapq
 import sys
 import threading
 import time
 import warnings
+
+from . import schedule
 
 KIND_WORDS = {"prepare": "preparation", "train": "training", "evaluate": "evaluation", "report": "the report"}
 
@@ -142,12 +143,8 @@ class TimeLeft:
 def pool_makespan(busy: list[float], waiting: list[float], n_slots: int) -> float:
     """When the last of the pool's jobs ends: slots busy for `busy` (the running jobs' time
     left), then the waiting jobs longest first, each on the slot that frees first (the
-    scheduler's LPT rule, schedule.plan)."""
-    free = sorted(busy + [0.0] * max(n_slots - len(busy), 0))
-    heapq.heapify(free)
-    for cost in sorted(waiting, reverse=True):
-        heapq.heappush(free, heapq.heappop(free) + cost)
-    return max(free, default=0.0)
+    scheduler's LPT rule)."""
+    return schedule.plan(waiting, n_slots, busy)["makespan"]
 
 
 def in_jupyter_kernel() -> bool:

@@ -113,17 +113,20 @@ def lpt_order(costs: list[float]) -> list[int]:
     return sorted(range(len(costs)), key=lambda i: -costs[i])
 
 
-def plan(costs: list[float], n_slots: int) -> dict:
+def plan(costs: list[float], n_slots: int, busy: list[float] = ()) -> dict:
     """The schedule run() produces when each job takes its cost: LPT list scheduling, each
-    job on the slot that frees first. Returns per-job (slot, start, end), the makespan and
-    total / n_slots, the makespan of a perfect split (no schedule beats it)."""
-    free = [(0.0, s) for s in range(n_slots)]
+    job on the slot that frees first. ``busy``: seconds until each of the first slots frees
+    (jobs already running; the study console's time left). Returns per-job (slot, start, end),
+    the makespan and total / n_slots, the makespan of a perfect split (no schedule beats it)."""
+    start = sorted(busy) + [0.0] * max(n_slots - len(busy), 0)
+    free = [(t, s) for s, t in enumerate(start)]
+    heapq.heapify(free)
     placed = {}
     for i in lpt_order(costs):
         t, s = heapq.heappop(free)
         placed[i] = (s, t, t + costs[i])
         heapq.heappush(free, (t + costs[i], s))
-    makespan = max((e for _, _, e in placed.values()), default=0.0)
+    makespan = max([e for _, _, e in placed.values()] + list(busy), default=0.0)
     total = sum(costs)
     bound = total / n_slots
     return {"jobs": [placed[i] for i in range(len(costs))], "makespan": makespan, "total": total,
