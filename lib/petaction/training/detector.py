@@ -227,7 +227,8 @@ def val_curve(scalars: Path) -> list[dict]:
 def selection(curve: list[dict], best: Path, epochs: int) -> dict:
     """How the tested checkpoint was chosen: the epoch CheckpointHook kept (its file name) must be
     the first epoch of highest validation box AP (save_best keeps a strictly greater score only)."""
-    best_epoch = int(Path(best).stem.rsplit("_", 1)[-1])
+    from .runfolder import checkpoint_epoch
+    best_epoch = checkpoint_epoch(best)
     if not curve:
         raise RuntimeError("no validation box AP was logged: the checkpoint cannot be said to be chosen on validation")
     top = max(curve, key=lambda c: c["box_ap"])   # max() keeps the first of equal scores, as save_best

@@ -74,12 +74,17 @@ def clear_checkpoints(run: Path) -> None:
         f.unlink(missing_ok=True)
 
 
+def checkpoint_epoch(ckpt: Path) -> int:
+    """The epoch in a CheckpointHook file name (best_acc_top1_epoch_12.pth, epoch_12.pth)."""
+    return int(Path(ckpt).stem.rsplit("_", 1)[-1])
+
+
 def best_checkpoint(run: Path, runner=None) -> Path:
     """The checkpoint mmengine's CheckpointHook recorded as best; else the only best_*.pth."""
     recorded = runner.message_hub.get_info("best_ckpt") if runner is not None else None
     if recorded and Path(recorded).is_file():
         return Path(recorded)
-    found = sorted(run.glob("best_*.pth"), key=lambda f: int(f.stem.rsplit("_", 1)[-1]))
+    found = sorted(run.glob("best_*.pth"), key=checkpoint_epoch)
     if len(found) != 1:
         raise FileNotFoundError(f"expected one best_*.pth checkpoint in {run}, found {[f.name for f in found]}")
     return found[0]
@@ -150,7 +155,7 @@ def write_metrics(out: Path, p: dict, best: Path, test_metrics: dict, scores: di
     budget = json.loads((out / BUDGET).read_text()) if (out / BUDGET).is_file() else {}
     metrics = {
         "model": p["model"], "seed": p["seed"], "fold": p["fold"], "target": p["target"], "profile": p["profile"],
-        "best_checkpoint": best.name, "best_epoch": int(best.stem.rsplit("_", 1)[-1]),
+        "best_checkpoint": best.name, "best_epoch": checkpoint_epoch(best),
         "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
         "n_test": scores["n_test"], "train_time_s": round(train_s, 1),
         "wall_time_s": round(time.time() - t0, 1), **budget, "init": init_record(out, p), "classes": class_names,
