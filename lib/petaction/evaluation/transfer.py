@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.fmt import p_text, pct, pts
 from ..models import pretrained
 from . import stats
 
@@ -98,18 +99,6 @@ def compare(run_params: dict[str, dict], correct: dict[str, dict[int, np.ndarray
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def points(x: float) -> str:
-    return f"{100 * x:+.1f}"
-
-
-def p_text(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
 def what_loaded(row) -> str:
     if pd.isna(row["loaded_b"]):
         return "no init record (init.json) found"
@@ -148,7 +137,7 @@ def verdict(row, alpha: float) -> str:
 
 def interval(row) -> str:
     seeds = f", over clips and {int(row['n_seeds'])} seeds" if row["n_seeds"] > 1 else ""
-    return f"95% bootstrap interval {points(row['diff_ci_low'])} to {points(row['diff_ci_high'])}{seeds}"
+    return f"95% bootstrap interval {pts(row['diff_ci_low'])} to {pts(row['diff_ci_high'])}{seeds}"
 
 
 def sentence(row, alpha: float) -> str:
@@ -156,7 +145,7 @@ def sentence(row, alpha: float) -> str:
     return (f"{row['model_b']} (initialised {init_words(row['init_b'])}: {what_loaded(row)}) against "
             f"{row['model_a']} ({init_words(row['init_a'])}) on the same {int(row['n_clips'])} test clips{seeds}: "
             f"top-1 {pct(row['top1_b'])} against {pct(row['top1_a'])}, a paired difference of "
-            f"{points(row['diff'])} points ({interval(row)}); {test_words(row)}: {verdict(row, alpha)}.")
+            f"{pts(row['diff'])} points ({interval(row)}); {test_words(row)}: {verdict(row, alpha)}.")
 
 
 def transfer_sentence(row, alpha: float) -> str:
@@ -166,7 +155,7 @@ def transfer_sentence(row, alpha: float) -> str:
     else:
         answer = "helps" if row["diff"] > 0 else "hurts"
     return (f"Behaviour -> emotion transfer ({row['model_b']} against {row['model_a']}): starting from the backbone "
-            f"that learned pet behaviour {answer} emotion recognition here: {points(row['diff'])} points of "
+            f"that learned pet behaviour {answer} emotion recognition here: {pts(row['diff'])} points of "
             f"top-1 ({interval(row)}; {test_words(row)}).")
 
 
@@ -184,7 +173,7 @@ def section(table: pd.DataFrame, target: str, alpha: float = 0.05) -> str:
                 "`tsm@zoo` beside `tsm` to the study's models for the comparison).")
     rows = [{"Model (init)": f"{r['model_b']} ({r['init_b']})", "Against": f"{r['model_a']} ({r['init_a']})", "Top-1": pct(r["top1_b"]),
              "Against top-1": pct(r["top1_a"]),
-             "Difference (95% CI)": f"{points(r['diff'])} ({points(r['diff_ci_low'])} to {points(r['diff_ci_high'])})",
+             "Difference (95% CI)": f"{pts(r['diff'])} ({pts(r['diff_ci_low'])} to {pts(r['diff_ci_high'])})",
              "p (Holm)": p_text(p_of(r)),
              "Tensors loaded": "" if pd.isna(r["loaded_b"]) else f"{int(r['loaded_b'])} / {int(r['loaded_b']) + int(r['missing_b'])}"}
             for _, r in table.iterrows()]

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import paths
+from ..core.fmt import num, p_text, pct, pts  # noqa: F401  (report.pct etc.: the tests' and notebooks' names)
 from ..evaluation import transfer
 from ..models import pretrained
 
@@ -22,23 +23,6 @@ TABLE_COLUMNS = {"model": "Model", "val_top1": "Val top-1 (selection)", "top1": 
                  "train_steps": "Training steps", "train_cpu_s": "Training CPU s", "n_seeds": "Seeds",
                  "top3": "Top-3", "top5": "Top-5", "mean_class_acc": "Mean class acc.", "macro_f1": "Macro-F1",
                  "top1_order_only": "Top-1 (order-only classes)", "top1_fold_std": "Top-1 s.d. over folds"}
-
-
-def pct(x: float) -> str:
-    return "n/a" if x is None or pd.isna(x) else f"{100 * x:.1f}%"
-
-
-def pts(x: float) -> str:
-    """A difference of two accuracies, in points."""
-    return "n/a" if x is None or pd.isna(x) else f"{100 * x:+.1f}"
-
-
-def p_text(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def num(x, fmt: str = "{:.0f}") -> str:
-    return "n/a" if x is None or pd.isna(x) else fmt.format(x)
 
 
 def md_table(df: pd.DataFrame, max_columns: int = MAX_COLUMNS) -> str:
