@@ -16,8 +16,9 @@ quick profile are in benchmarks/results/recipe_search.json (each with its spec a
 
 spec keys: name, model, steps, batch (16), lr, opt (AdamW | SGD), wd (0.05), sched (onecycle |
 warmcos), pct, clip (40), seed, threads (1), val_every, p (train-parameter overrides), mc (model
-dict merged over the run's), data (a prepared data folder), test (also score the test split),
-out (a JSON file for the curve).
+dict merged over the run's), data (a prepared data folder), resize (resize the square crops to
+this side before cropping, as the study's Resize step; default: crop the cache as it is), test
+(also score the test split), out (a JSON file for the curve).
 """
 import json, sys, time, math, os
 import numpy as np, torch, cv2
@@ -40,6 +41,9 @@ def load(split):
     clips = []
     for name, n, lab in rows:
         fr = [cv2.imread(f"{DATA}/frames/{name}/img_{i:05d}.jpg")[:, :, ::-1] for i in range(1, int(n) + 1)]
+        if spec.get("resize"):   # the study pipeline's Resize to this short side first (mmcv, bilinear)
+            import mmcv
+            fr = [mmcv.imresize(np.ascontiguousarray(f), (spec["resize"], spec["resize"])) for f in fr]
         clips.append((np.stack(fr), int(lab)))
     return clips
 

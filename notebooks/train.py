@@ -35,6 +35,7 @@ fold = 0  # 0: the prepared split; i in 1..k: cross-validation fold i (prepare f
 results_dir = ""
 # Layered settings: None takes the value from params/ (see params/base.yaml).
 img_size = None
+resize = None
 num_segments = None
 clip_len = None
 frame_interval = None

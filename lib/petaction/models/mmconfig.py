@@ -44,7 +44,8 @@ def model_dict(p: dict, num_classes: int) -> dict:
 
 def pipelines(p: dict) -> tuple[list, list]:
     """Train and test pipelines: segment sampling (2D) or dense clips (3D)."""
-    size, resize = p["img_size"], round(p["img_size"] * 8 / 7)
+    size = p["img_size"]
+    resize = p["resize"] or round(size * 8 / 7)   # 0: the zoo's 256 -> 224 ratio
     if p["sampling"] == "segments":
         sample = dict(type="SampleFrames", clip_len=1, frame_interval=1, num_clips=p["num_segments"])
         test_sample = dict(sample, test_mode=True)
