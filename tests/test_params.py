@@ -57,6 +57,15 @@ def test_unknown_names_are_errors_listing_valid_choices():
         study.load_study(None, {"modles": ["tsn"]})
 
 
+def test_resize_is_zero_or_at_least_the_crop():
+    assert P.resolve_train({"model": "tsn", "profile": "quick"})["resize"] == 36
+    P.resolve_train({"model": "tsn", "profile": "quick", "resize": 0})          # the 8/7 rule
+    assert P.resolve_train({"model": "fast_rcnn", "profile": "quick"})["img_size"] == 72   # whole frames: not its setting
+    for bad in (20, 36.5, "36"):
+        with pytest.raises(P.ParamError, match="resize must be 0 .* at least img_size 32"):
+            P.resolve_train({"model": "tsn", "profile": "quick", "resize": bad})
+
+
 def test_from_notebook_refuses_injected_unknown_names():
     g = {"study": "x", "In": [], "get_ipython": print, "bogus": 1}
     with pytest.raises(P.ParamError, match="bogus"):

@@ -155,13 +155,17 @@ def validate_train(p: dict) -> None:
     for key in ("img_size", "num_segments", "clip_len", "frame_interval", "epochs", "batch_size", "test_clips"):
         if not isinstance(p[key], int) or p[key] < 1:
             raise ParamError(f"{key} must be a positive whole number (got {p[key]!r})")
+    box_model = (p.get("model_cfg") or {}).get("type") == "FastRCNN"   # whole frames: detection.pipelines, no resize
+    if not box_model and p["resize"] != 0 and (not isinstance(p["resize"], int) or p["resize"] < p["img_size"]):
+        raise ParamError(f"resize must be 0 (img_size x 8/7) or a whole number of pixels at least img_size "
+                         f"{p['img_size']}: the crop is cut out of the resized frame (got {p['resize']!r})")
     if not isinstance(p["fold"], int) or isinstance(p["fold"], bool) or p["fold"] < 0:
         raise ParamError(f"fold must be 0 (the prepared split) or a fold number 1..k (got {p['fold']!r})")
     try:
         init = pretrained.parse(p["init"])
     except pretrained.InitError as e:
         raise ParamError(str(e)) from None
-    if init.kind != pretrained.SCRATCH and (p.get("model_cfg") or {}).get("type") == "FastRCNN":
+    if init.kind != pretrained.SCRATCH and box_model:
         raise ParamError(f"init {p['init']!r}: fast_rcnn trains from scratch only (detection.build does not apply an init)")
     if init.kind == "checkpoint" and not pretrained.URL.match(init.value) and not Path(init.value).expanduser().is_file():
         raise ParamError(f"init {init.value!r}: no such checkpoint file; init is scratch, zoo, a checkpoint path or "
