@@ -29,6 +29,8 @@ update_hz = 1.0       # real-time target: predictions per second a model must ke
 cost_repeats = 15     # timed CPU forward passes per model (after 3 warm-up passes)
 margin = 0.02         # non-inferiority margin (top-1, on validation) for recommending a faster model
 e2e_models = "recommended"   # test top-1 with the pet detector's boxes: "recommended", "all", [models] or "none"
+order_blind = "tsn"   # the model blind to frame order (TSN averages its segments): every other model is tested
+                      #   against it on the order-only clips, what temporal modelling buys ("" for none)
 
 # %%
 from IPython.display import display
@@ -40,7 +42,7 @@ setup()   # the pinned OpenMMLab packages work, this project's parts registered 
 P = params.from_notebook(globals(), "evaluate")
 E = evaluate.evaluate(P["study"], P["target"], P["results_dir"] or None, P["models"] or None,
                       update_hz=P["update_hz"], cost_repeats=P["cost_repeats"], margin=P["margin"],
-                      e2e_models=P["e2e_models"])
+                      e2e_models=P["e2e_models"], order_blind=P["order_blind"])
 display(E["summary"])
 D = E["decisions"]
 print(f"selected on {D['selection']}: best {D['best']}, recommended {D['recommendation']['model']} "

@@ -35,7 +35,8 @@ def hits(n: int, k: int, rng=None) -> np.ndarray:
     return out
 
 
-def study(models: dict, n_test: int = 200, n_val: int = 200, margin: float = 0.02, run_params=None) -> dict:
+def study(models: dict, n_test: int = 200, n_val: int = 200, margin: float = 0.02, run_params=None,
+          order_blind: str = "") -> dict:
     """A report's inputs from per-clip results: models = {name: {"test": [correct per seed],
     "val": [...], "latency": ms, "realtime": bool or NaN, "steps": int}}; decisions by
     evaluate.decide, as evaluate.evaluate makes them."""
@@ -64,7 +65,8 @@ def study(models: dict, n_test: int = 200, n_val: int = 200, margin: float = 0.0
     summary["headroom_e2e"] = 1000 / summary["e2e_latency_p90_ms"]
     summary["realtime"], summary["headroom"] = True, 2.0
     summary["params_m"], summary["gflops"], summary["cpu_latency_p90_ms"] = 1.0, 0.5, summary["cpu_latency_ms"] * 1.1
-    decisions = evaluate.decide(summary, test, val, CLASSES, ORDER_ONLY, run_params or {}, margin=margin)
+    decisions = evaluate.decide(summary, test, val, CLASSES, ORDER_ONLY, run_params or {}, margin=margin,
+                                order_blind=order_blind)
     counts = pd.DataFrame({"label": CLASSES, "train": 50, "val": 5, "test": np.bincount(lt, minlength=4),
                            "total": 60})
     per_class = pd.DataFrame({n: [0.9, 0.5, 0.2, 0.1] for n in models}, index=CLASSES)
@@ -147,6 +149,36 @@ def test_order_only_leader_is_chosen_on_validation_and_its_ceiling_computed():
     # the leader on validation need not be the leader on test: then it is tested, not assumed
     r = study({"seq": {"test": [blind], "val": [val_good]}, "bag": {"test": [good], "val": [val_blind]}})
     assert "On those clips seq is beaten by bag" in report.conclusion(r)
+
+
+def test_every_model_is_tested_against_the_order_blind_one_on_the_order_only_clips():
+    n = 200
+    lt = labels_of(n)
+    oo = np.isin(lt, [2, 3])
+    good = ~oo | (np.cumsum(oo) % 10 != 0)           # right on 90% of the order-only clips
+    blind = ~oo | (lt == 2)                          # names U for both: right on the U half
+    models = {"seq": {"test": [good], "val": [good]},                       # the order-only leader
+              "tcn": {"test": [good.copy()], "val": [good & (np.cumsum(oo) % 5 != 0)]},
+              "flat": {"test": [blind.copy()], "val": [blind.copy()]},    # as blind as the reference
+              "bag": {"test": [blind], "val": [blind]}}
+    r = study(models, order_blind="bag")
+    d = r["decisions"]
+    assert d["order_only"]["leader"] == "seq" and d["order_only"]["blind_model"] == "bag"
+    vs_blind = {c["a"]: c for c in d["claims"] if c["kind"] == "order_blind"}
+    assert set(vs_blind) == {"tcn", "flat"}             # seq's pair is in the leader's family, not twice
+    assert vs_blind["tcn"]["winner"] == "tcn" and vs_blind["flat"]["winner"] is None
+    assert "each other model against the order-blind model on the order-only test clips (2)" in d["family"]
+    text = report.conclusion(r)
+    assert "bag averages its frames' scores and so cannot see their order (50.0% on those clips); seq (90.0%, " \
+           "exact McNemar" in text
+    assert "tcn (90.0%, exact McNemar" in text and "beat it there; flat does not, after Holm's correction." in text
+    # a blind reference that leads on validation is already compared with every model
+    r = study({"seq": {"test": [good], "val": [blind]}, "bag": {"test": [blind], "val": [good]}}, order_blind="bag")
+    assert not [c for c in r["decisions"]["claims"] if c["kind"] == "order_blind"]
+    assert "cannot see their order" not in report.conclusion(r)
+    # without a reference (or one the study did not train) there is no such family
+    assert not [c for c in study(models)["decisions"]["claims"] if c["kind"] == "order_blind"]
+    assert not [c for c in study(models, order_blind="tsn")["decisions"]["claims"] if c["kind"] == "order_blind"]
 
 
 def recommend_case(small_only_wrong: int) -> dict:

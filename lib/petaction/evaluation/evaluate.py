@@ -166,9 +166,11 @@ def n_folds(root: Path) -> int:
 
 def evaluate(study: str = "default", target: str = "action", results_dir=None, models: list | None = None,
              update_hz: float = 1.0, cost_repeats: int = 15, margin: float = MARGIN, alpha: float = ALPHA,
-             e2e_models="recommended") -> dict:
+             e2e_models="recommended", order_blind: str = "tsn") -> dict:
     """``e2e_models``: whose test accuracy is measured again on the detector's boxes (end_to_end):
-    "recommended", "all", a list of models, or "none"."""
+    "recommended", "all", a list of models, or "none". ``order_blind``: the model blind to frame
+    order by design (TSN averages its segments' scores) that every other model is tested against
+    on the order-only clips: what temporal modelling buys ("" for none)."""
     root = paths.target_dir(study, target, results_dir)
     meta = json.loads((root / "data" / "classes.json").read_text())
     class_names, order_only = meta["classes"], [meta["classes"].index(c) for c in meta["order_only"]]
@@ -221,7 +223,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     summary = summary.merge(cost_df[[c for c in COST_COLUMNS + E2E_COLUMNS if c in cost_df]], on="model", how="left")
     run_params = {m: json.loads((r / "params.json").read_text()) for m, r in first_seed.items()
                   if (r / "params.json").is_file()}
-    decisions = decide(summary, test, val, class_names, meta["order_only"], run_params, margin, alpha)
+    decisions = decide(summary, test, val, class_names, meta["order_only"], run_params, margin, alpha, order_blind)
     decisions["detector"] = det is not None
     e2e_df = end_to_end(study, target, results_dir, decisions, first_seed, run_params, e2e_models, k)
     e2e_df.to_csv(out / "e2e.csv", index=False)
@@ -364,10 +366,12 @@ def balance_pairs(run_params: dict) -> list[tuple[str, str]]:
 
 
 def decide(summary: pd.DataFrame, test: Scored, val: Scored, class_names: list[str], order_only: list[str],
-           run_params: dict, margin: float = MARGIN, alpha: float = ALPHA) -> dict:
+           run_params: dict, margin: float = MARGIN, alpha: float = ALPHA, order_blind: str = "") -> dict:
     """Everything the report claims, decided here: the best model and runner-up and the
     order-only leader (on validation), the family of test claims with Holm-corrected p-values,
-    and the recommendation. ``summary`` is in selection order (summarise)."""
+    and the recommendation. ``summary`` is in selection order (summarise). ``order_blind``: a
+    model blind to frame order that each other model is compared with on the order-only clips
+    (the pair with the order-only leader is already in that family, so it is not tested twice)."""
     ranking = list(summary["model"])
     on_val = summary["val_top1"].notna().all()
     base = {"test": majority(test.labels, class_names),
@@ -386,6 +390,9 @@ def decide(summary: pd.DataFrame, test: Scored, val: Scored, class_names: list[s
     if order_only and oo_mask.any() and len(oo_val) and len(ranking) > 1:
         oo_leader = oo_val.sort_values("val_top1_order_only", ascending=False, kind="stable").iloc[0]["model"]
         claims += [pair_claim("order_only", oo_leader, m, test, oo_mask) for m in ranking if m != oo_leader]
+    blind = order_blind if order_only and oo_mask.any() and order_blind in ranking else None
+    if blind and blind != oo_leader:   # a blind leader is already compared with every model
+        claims += [pair_claim("order_blind", m, blind, test, oo_mask) for m in ranking if m not in (blind, oo_leader)]
     claims = correct_family([c for c in claims if c is not None], alpha)
     learned_test = {c["a"]: c["winner"] == c["a"] for c in claims if c["kind"] == "baseline"}
     val_claims = []
@@ -400,7 +407,8 @@ def decide(summary: pd.DataFrame, test: Scored, val: Scored, class_names: list[s
         "val_source": dict(zip(summary["model"], summary.get("val_source", pd.Series(["none"] * len(summary))))),
         "baseline": base,
         "order_only": {"classes": order_only, "leader": oo_leader, "n_test": int(oo_mask.sum()),
-                       "counts": {c: counts[c] for c in order_only}, "blind_ceiling": blind_ceiling(counts, order_only)},
+                       "counts": {c: counts[c] for c in order_only}, "blind_ceiling": blind_ceiling(counts, order_only),
+                       "blind_model": blind},
         "family": family_text(claims), "claims": claims, "val_baseline": val_claims,
         "recommendation": recommend(summary, val, learned_val, learned_test, margin),
     }
@@ -411,7 +419,8 @@ def family_text(claims: list[dict]) -> str:
              "leader": "the validation leader against the runner-up",
              "balance": "each class-balanced model against its plain twin",
              "init": "each model against its twin that started from other weights (init)",
-             "order_only": "the order-only leader (chosen on validation) against each other model on the order-only test clips"}
+             "order_only": "the order-only leader (chosen on validation) against each other model on the order-only test clips",
+             "order_blind": "each other model against the order-blind model on the order-only test clips"}
     n = {k: sum(c["kind"] == k for c in claims) for k in kinds}
     return "; ".join(f"{kinds[k]} ({n[k]})" for k in kinds if n[k])
 

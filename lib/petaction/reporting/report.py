@@ -473,7 +473,27 @@ def order_only_sentences(r: dict) -> list[str]:
             f"{c['winner']} ({pct(c['top1_b'])}, {test_name(c)})" for c in lost) + ".")
     if not won and not lost:
         out.append(f"On those clips {lead} beats no other model after Holm's correction.")
-    return out
+    return out + order_blind_sentences(r)
+
+
+def order_blind_sentences(r: dict) -> list[str]:
+    """What temporal modelling buys: each model against the order-blind one on the order-only
+    clips (the leader's pair comes from the leader's family, see evaluate.decide)."""
+    d = decisions(r)
+    blind = d["order_only"].get("blind_model")
+    if not blind or blind == d["order_only"]["leader"]:
+        return []
+    claims = [c for c in d["claims"] if (c["kind"] == "order_blind" or c["kind"] == "order_only") and c["b"] == blind]
+    beat = [c for c in claims if c["winner"] == c["a"]]
+    rest = [c["a"] for c in claims if c["winner"] != c["a"]]
+    top1 = r["summary"].set_index("model").loc[blind, "top1_order_only"]
+    out = f"{blind} averages its frames' scores and so cannot see their order ({pct(top1)} on those clips)"
+    if beat:
+        out += "; " + ", ".join(f"{c['a']} ({pct(c['top1_a'])}, {test_name(c)})" for c in beat) + \
+            f" beat{'s' if len(beat) == 1 else ''} it there"
+    if rest:
+        out += "; " + ", ".join(rest) + f" do{'es' if len(rest) == 1 else ''} not, after Holm's correction"
+    return [out + "."]
 
 
 def conclusion(r: dict) -> str:
