@@ -10,6 +10,7 @@ import pytest
 
 from petaction.evaluation import evaluate
 from petaction.core import metrics
+from petaction.core.errors import ParamError
 from petaction.reporting import report
 
 CLASSES = ["X", "Y", "U", "D"]
@@ -179,6 +180,9 @@ def test_every_model_is_tested_against_the_order_blind_one_on_the_order_only_cli
     # without a reference (or one the study did not train) there is no such family
     assert not [c for c in study(models)["decisions"]["claims"] if c["kind"] == "order_blind"]
     assert not [c for c in study(models, order_blind="tsn")["decisions"]["claims"] if c["kind"] == "order_blind"]
+    evaluate.check_order_blind("tsn")                   # a model file: fine, trained or not
+    with pytest.raises(ParamError, match=r"order_blind 'tns' is not a model of params/models/.*or pass '' for none"):
+        evaluate.check_order_blind("tns")
 
 
 def recommend_case(small_only_wrong: int) -> dict:

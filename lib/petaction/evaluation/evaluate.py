@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import cost, diagnose, explore, figures, stats, transfer
 from ..core import metrics, paths
+from ..core.errors import ParamError
 
 COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom",
                 "cpu_throughput_cps", "peak_mem_mb"]
@@ -171,6 +172,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     "recommended", "all", a list of models, or "none". ``order_blind``: the model blind to frame
     order by design (TSN averages its segments' scores) that every other model is tested against
     on the order-only clips: what temporal modelling buys ("" for none)."""
+    check_order_blind(order_blind)
     root = paths.target_dir(study, target, results_dir)
     meta = json.loads((root / "data" / "classes.json").read_text())
     class_names, order_only = meta["classes"], [meta["classes"].index(c) for c in meta["order_only"]]
@@ -314,6 +316,14 @@ def majority(labels: np.ndarray, class_names: list[str]) -> dict:
     i = int(counts.argmax())
     return {"class": class_names[i], "rate": float(counts[i] / max(counts.sum(), 1)), "n": int(counts.sum()),
             "counts": {c: int(n) for c, n in zip(class_names, counts)}}
+
+
+def check_order_blind(name: str) -> None:
+    """The order-blind reference must name a model file: a misspelt one would silently drop the
+    family (a real model the study did not train is skipped, as the default tsn may be)."""
+    if name and not (paths.PARAMS / "models" / f"{name}.yaml").is_file():
+        raise ParamError(f"order_blind {name!r} is not a model of params/models/: name the study's "
+                         "order-blind model (tsn by default) or pass '' for none")
 
 
 def blind_ceiling(counts: dict, order_only: list[str]) -> float:
