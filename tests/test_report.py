@@ -134,12 +134,16 @@ def test_a_model_below_the_majority_baseline_has_not_learned_the_task():
     assert "No model beats always predicting the commonest test class (X, 40.0%" in report.conclusion(r)
 
 
-def test_order_only_leader_is_chosen_on_validation_and_its_ceiling_computed():
-    n = 200
+def order_only_hits(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The order-only clips among labels_of(n), and two models right on every other clip: one
+    right on 90% of the order-only ones, one blind to order (it names U for both: the U half)."""
     lt = labels_of(n)
     oo = np.isin(lt, [2, 3])
-    good = ~oo | (np.cumsum(oo) % 10 != 0)           # right on 90% of the order-only clips
-    blind = ~oo | (lt == 2)                          # names U for both: right on the U half
+    return oo, ~oo | (np.cumsum(oo) % 10 != 0), ~oo | (lt == 2)
+
+
+def test_order_only_leader_is_chosen_on_validation_and_its_ceiling_computed():
+    _, good, blind = order_only_hits(200)
     val_good, val_blind = good.copy(), blind.copy()
     r = study({"seq": {"test": [good], "val": [val_good]}, "bag": {"test": [blind], "val": [val_blind]}})
     d = r["decisions"]["order_only"]
@@ -153,11 +157,7 @@ def test_order_only_leader_is_chosen_on_validation_and_its_ceiling_computed():
 
 
 def test_every_model_is_tested_against_the_order_blind_one_on_the_order_only_clips():
-    n = 200
-    lt = labels_of(n)
-    oo = np.isin(lt, [2, 3])
-    good = ~oo | (np.cumsum(oo) % 10 != 0)           # right on 90% of the order-only clips
-    blind = ~oo | (lt == 2)                          # names U for both: right on the U half
+    oo, good, blind = order_only_hits(200)
     models = {"seq": {"test": [good], "val": [good]},                       # the order-only leader
               "tcn": {"test": [good.copy()], "val": [good & (np.cumsum(oo) % 5 != 0)]},
               "flat": {"test": [blind.copy()], "val": [blind.copy()]},    # as blind as the reference

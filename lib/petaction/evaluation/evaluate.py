@@ -400,8 +400,10 @@ def decide(summary: pd.DataFrame, test: Scored, val: Scored, class_names: list[s
     if order_only and oo_mask.any() and len(oo_val) and len(ranking) > 1:
         oo_leader = oo_val.sort_values("val_top1_order_only", ascending=False, kind="stable").iloc[0]["model"]
         claims += [pair_claim("order_only", oo_leader, m, test, oo_mask) for m in ranking if m != oo_leader]
-    blind = order_blind if order_only and oo_mask.any() and order_blind in ranking else None
-    if blind and blind != oo_leader:   # a blind leader is already compared with every model
+    # the reference, when it makes a family of its own: a blind leader is already compared with every model
+    blind = order_blind if order_only and oo_mask.any() and order_blind in ranking and order_blind != oo_leader \
+        else None
+    if blind:
         claims += [pair_claim("order_blind", m, blind, test, oo_mask) for m in ranking if m not in (blind, oo_leader)]
     claims = correct_family([c for c in claims if c is not None], alpha)
     learned_test = {c["a"]: c["winner"] == c["a"] for c in claims if c["kind"] == "baseline"}

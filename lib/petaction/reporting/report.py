@@ -480,10 +480,10 @@ def order_blind_sentences(r: dict) -> list[str]:
     """What temporal modelling buys: each model against the order-blind one on the order-only
     clips (the leader's pair comes from the leader's family, see evaluate.decide)."""
     d = decisions(r)
-    blind = d["order_only"].get("blind_model")
-    if not blind or blind == d["order_only"]["leader"]:
+    blind = d["order_only"].get("blind_model")   # None when evaluate made no such family
+    if not blind:
         return []
-    claims = [c for c in d["claims"] if (c["kind"] == "order_blind" or c["kind"] == "order_only") and c["b"] == blind]
+    claims = [c for c in d["claims"] if c["kind"] in ("order_blind", "order_only") and c["b"] == blind]
     beat = [c for c in claims if c["winner"] == c["a"]]
     rest = [c["a"] for c in claims if c["winner"] != c["a"]]
     top1 = r["summary"].set_index("model").loc[blind, "top1_order_only"]
