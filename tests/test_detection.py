@@ -43,6 +43,42 @@ def test_key_frame_box_is_the_middle_sampled_frame_and_moves_with_resize():
     assert r["gt_bboxes"].tolist() == [[3, 3, 8, 13]] == r["proposals"].tolist()
 
 
+def test_box_safe_crop_jitters_the_pet_without_losing_it():
+    """With resize set, training sees a crop of the frame (cached at short side resize) that
+    holds the whole key box, resized to the whole frame's test size; the box moves and changes
+    scale from clip to clip. Testing sees the whole frame at short side img_size; so does
+    training when resize is 0."""
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    from petaction.training import detection
+    init_default_scope("mmaction")
+    base = {"clip_len": 2, "frame_interval": 1, "img_size": 20}
+    box = [44.0, 4.0, 58.0, 20.0]                                   # a pet at the right edge of a 40 x 60 frame
+
+    def sample(resize, train, seed):
+        np.random.seed(seed)
+        train_pipe, test_pipe = detection.pipelines({**base, "resize": resize})
+        steps = (train_pipe if train else test_pipe)[2:-2]         # KeyFrameBox on, before packing
+        r = dict(frame_inds=np.array([1, 2]), start_index=1, boxes=np.tile(np.float32([box]), (4, 1)), n_classes=3,
+                 label=1, modality="RGB", img_shape=(40, 60), imgs=[np.zeros((40, 60, 3), np.uint8)] * 2)
+        return Compose(steps)(r)
+
+    crops = [sample(40, True, s) for s in range(30)]
+    assert {c["img_shape"] for c in crops} == {(20, 30)} == {c["imgs"][0].shape[:2] for c in crops}
+    for c in crops:
+        x0, y0, x1, y1 = c["gt_bboxes"][0]
+        assert c["proposals"].tolist() == c["gt_bboxes"].tolist()
+        assert 0 <= x0 and x1 <= 30 and 0 <= y0 and y1 <= 20      # never cut out: 14 x 16 px scaled by 20 / crop
+        assert (x1 - x0) >= 7 - 1e-4 and (y1 - y0) >= 8 - 1e-4    # at least half its pixels' width and height
+    assert len({round(float(c["gt_bboxes"][0, 2] - c["gt_bboxes"][0, 0]), 2) for c in crops}) > 3   # scale varies
+    assert len({round(float(min(c["gt_bboxes"][0, 0], 30 - c["gt_bboxes"][0, 2])), 1) for c in crops}) > 3  # and place
+    whole = sample(40, False, 0)
+    assert whole["img_shape"] == (20, 30) and whole["gt_bboxes"].tolist() == [[22, 2, 29, 10]]
+    assert sample(0, True, 0)["img_shape"] == (20, 30)          # resize 0: the whole frame in training too
+    assert detection.cache_side({**base, "resize": 40}) == 40 and detection.cache_side({**base, "resize": 0}) == 20
+    assert detection.BoxSafeCrop._start(5, 50, 30, 60) == 12     # a box wider than the crop: centred on it
+
+
 def test_clip_box_metric_top1_and_box_map():
     from petaction.training.detection import ClipBoxMetric
     m = ClipBoxMetric(topk=(1, 2))

@@ -60,10 +60,14 @@ def test_unknown_names_are_errors_listing_valid_choices():
 def test_resize_is_zero_or_at_least_the_crop():
     assert P.resolve_train({"model": "tsn", "profile": "quick"})["resize"] == 36
     P.resolve_train({"model": "tsn", "profile": "quick", "resize": 0})          # the 8/7 rule
-    assert P.resolve_train({"model": "fast_rcnn", "profile": "quick"})["img_size"] == 72   # whole frames: not its setting
     for bad in (20, 36.5, "36"):
         with pytest.raises(P.ParamError, match="resize must be 0 .* at least img_size 32"):
             P.resolve_train({"model": "tsn", "profile": "quick", "resize": bad})
+    # fast_rcnn: the upper end of its training rescale, above its whole frames' img_size
+    P.resolve_train({"model": "fast_rcnn", "profile": "quick", "resize": 0})
+    for bad in (50, 72, 80.5):
+        with pytest.raises(P.ParamError, match="fast_rcnn: resize must be 0 .* above img_size 72"):
+            P.resolve_train({"model": "fast_rcnn", "profile": "quick", "resize": bad})
 
 
 def test_from_notebook_refuses_injected_unknown_names():

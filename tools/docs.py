@@ -73,9 +73,13 @@ def recipe_search(result: dict) -> pd.DataFrame:
         below = next((c["step"] for c in curve if c["train_loss_ema"] < 0.8 * math.log(k)), None)
         rows.append({"run": r["name"], "model": s["model"], "data": s.get("data", "default"),
                      "batch": s.get("batch", 16), "optimizer": s.get("opt", "AdamW"), "lr": s["lr"],
-                     "changes": json.dumps(s.get("mc", {}), separators=(",", ":"))[:60],
+                     "changes": json.dumps({**s.get("p", {}), **s.get("mc", {})}, separators=(",", ":"))[:60],
                      "steps": curve[-1]["step"], "loss < 0.8 ln K by step": below or "never",
-                     "val top-1 at the end": pct(curve[-1]["val_top1"]), "CPU s": curve[-1]["cpu_s"]})
+                     "val top-1 at the end": pct(curve[-1]["val_top1"]),
+                     "best val top-1": pct(max(c["val_top1"] for c in curve)),
+                     "study pipeline": "yes" if r.get("via") else "",
+                     "stopped early": "yes" if r.get("stopped") or curve[-1]["step"] < s["steps"] else "",
+                     "CPU s": curve[-1]["cpu_s"]})
     return pd.DataFrame(rows)
 
 

@@ -155,7 +155,11 @@ def validate_train(p: dict) -> None:
     for key in ("img_size", "num_segments", "clip_len", "frame_interval", "epochs", "batch_size", "test_clips"):
         if not isinstance(p[key], int) or p[key] < 1:
             raise ParamError(f"{key} must be a positive whole number (got {p[key]!r})")
-    box_model = (p.get("model_cfg") or {}).get("type") == "FastRCNN"   # whole frames: detection.pipelines, no resize
+    box_model = (p.get("model_cfg") or {}).get("type") == "FastRCNN"   # whole frames: detection.pipelines
+    if box_model and p["resize"] != 0 and (not isinstance(p["resize"], int) or p["resize"] <= p["img_size"]):
+        raise ParamError(f"fast_rcnn: resize must be 0 (whole frames at img_size) or a whole number of pixels above "
+                         f"img_size {p['img_size']}: the short side of the cache its training crops (BoxSafeCrop) "
+                         f"are cut from (got {p['resize']!r})")
     if not box_model and p["resize"] != 0 and (not isinstance(p["resize"], int) or p["resize"] < p["img_size"]):
         raise ParamError(f"resize must be 0 (img_size x 8/7) or a whole number of pixels at least img_size "
                          f"{p['img_size']}: the crop is cut out of the resized frame (got {p['resize']!r})")

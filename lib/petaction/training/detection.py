@@ -11,12 +11,14 @@ appears in every table; ``metrics.json`` adds the box-level metric (``test.box_m
 Whole frames come from a second, uncropped cache beside the study's data,
 ``<target dir>/data_full<img_size>/`` (prepare with ``crop: false``; same clips, same split),
 written on first use from the study's own prepare parameters. A study prepared with
-``crop: false`` already has whole frames in ``data/`` and uses them.
+``crop: false`` already has whole frames in ``data/`` and uses them. With ``resize`` set the
+cache has short side ``resize`` (``data_full<resize>``): training cuts a ``BoxSafeCrop`` out of
+it (scale and position jitter that keeps the pet), testing resizes the whole frame to img_size.
 
 What this module registers (petaction.setup() imports it): ``PetBoxRawframeDataset``
 (rawframes plus each clip's ``boxes.json``), ``KeyFrameBox`` (the key frame's box as ground
-truth and RoI) and ``ClipBoxMetric`` (clip top-k from the box's scores, box mAP, and the
-per-clip scores in runfolder.save_scores's format).
+truth and RoI), ``BoxSafeCrop`` and ``ClipBoxMetric`` (clip top-k from the box's scores, box
+mAP, and the per-clip scores in runfolder.save_scores's format).
 """
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 
+import mmcv
 from mmaction.datasets import RawframeDataset
+from mmaction.datasets.transforms import RandomCrop, Resize
 from mmaction.registry import DATASETS, METRICS, TRANSFORMS
 from mmcv.transforms import BaseTransform
 
@@ -94,6 +98,43 @@ class KeyFrameBox(BaseTransform):
         return results
 
 
+@TRANSFORMS.register_module()
+class BoxSafeCrop(BaseTransform):
+    """Scale and position jitter that keeps the pet: a random crop with the frame's aspect ratio
+    and a short side drawn from [size, the frame's], placed at random among the positions that
+    hold the whole key box, then resized to what the test pipeline makes of the whole frame
+    (short side size), the boxes moved and scaled with it. Why not the AVA zoo's RandomRescale +
+    RandomCrop: its square crop of a 4:3 frame loses a pet near either side, and at the quick
+    profile's size fast_rcnn learned far slower with it (recipe_search.json, fast_rcnn_zoojitter)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    @staticmethod
+    def _start(lo: float, hi: float, crop: int, full: int) -> int:
+        """A random start in [0, full - crop] whose window holds [lo, hi] (the last pixel is
+        crop - 1: RandomCrop._box_crop's clip); the one centring it when it is wider."""
+        a, b = max(0, int(np.ceil(hi)) + 1 - crop), min(int(lo), full - crop)
+        if a > b:
+            return int(np.clip(round((lo + hi - crop) / 2), 0, full - crop))
+        return int(np.random.randint(a, b + 1))
+
+    def transform(self, results: dict) -> dict:
+        h, w = results["img_shape"]
+        out_w, out_h = mmcv.rescale_size((w, h), (np.inf, self.size))
+        short = min(h, w)
+        frac = np.random.randint(min(self.size, short), short + 1) / short
+        ch, cw = min(h, round(h * frac)), min(w, round(w * frac))
+        x0, y0, x1, y1 = results["gt_bboxes"][0]
+        left, top = self._start(x0, x1, cw, w), self._start(y0, y1, ch, h)
+        crop = np.array([left, top, left + cw, top + ch])
+        results["imgs"] = [img[top:top + ch, left:left + cw] for img in results["imgs"]]
+        results["img_shape"] = (ch, cw)
+        results["gt_bboxes"] = RandomCrop._box_crop(results["gt_bboxes"], crop)
+        results["proposals"] = RandomCrop._box_crop(results["proposals"], crop)
+        return Resize(scale=(out_w, out_h), keep_ratio=False)(results)
+
+
 @METRICS.register_module()
 class ClipBoxMetric(BaseMetric):
     """Clip top-k and mean class accuracy from the key box's class scores (one box per clip),
@@ -128,18 +169,25 @@ class ClipBoxMetric(BaseMetric):
         return out
 
 
+def cache_side(p: dict) -> int:
+    """Short side of the whole-frame cache: resize when training cuts BoxSafeCrops out of it (a
+    crop is then only ever shrunk to img_size, never enlarged and blurred), else img_size."""
+    return p.get("resize") or p["img_size"]
+
+
 def full_frames(p: dict) -> Path:
     """The whole-frame cache for this run: the study's own data when it was prepared with
-    crop: false, else ``data_full<img_size>`` beside it, prepared on first use with the
-    study's prepare parameters (crop off, short side img_size) and checked to hold the
+    crop: false, else ``data_full<cache_side>`` beside it, prepared on first use with the
+    study's prepare parameters (crop off, short side cache_side) and checked to hold the
     same test clips, so fast_rcnn pairs clip for clip with every other model."""
     from ..data import prepare
     data = runfolder.data_dir(p["study"], p["target"], p["results_dir"] or None, p.get("fold", 0))
     info = json.loads((data / "prepare.json").read_text())
     if not info["params"]["crop"]:
         return data
-    want = {**info["params"], "crop": False, "short_side": p["img_size"]}
-    folder = f"data_full{p['img_size']}"
+    side = cache_side(p)
+    want = {**info["params"], "crop": False, "short_side": side}
+    folder = f"data_full{side}"
     full = data.parent / folder
     done = full / "prepare.json"
     if not (done.is_file() and json.loads(done.read_text())["params"] == want):
@@ -169,12 +217,17 @@ def model_dict(p: dict, n: int) -> dict:
 
 
 def pipelines(p: dict) -> tuple[list, list]:
-    """Dense clips of whole frames (short side img_size), the key box moved with the pixels."""
+    """Dense clips of whole frames, the key box moved with the pixels. Tested on the whole frame
+    at short side img_size. Trained on it too when resize is 0; else on a BoxSafeCrop of the
+    frame cached at short side resize: the pet moves and changes scale from clip to clip, where
+    the whole frame alone lets the model learn each training scene by heart."""
     sample = dict(type="SampleFrames", clip_len=p["clip_len"], frame_interval=p["frame_interval"], num_clips=1)
-    head = [dict(type="RawFrameDecode"), dict(type="KeyFrameBox"), dict(type="Resize", scale=(-1, p["img_size"]))]
+    head = [dict(type="RawFrameDecode"), dict(type="KeyFrameBox")]
+    whole = [dict(type="Resize", scale=(-1, p["img_size"]))]
+    jitter = [dict(type="BoxSafeCrop", size=p["img_size"])] if p.get("resize") else whole
     tail = [dict(type="FormatShape", input_format="NCTHW", collapse=True), dict(type="PackActionInputs")]
-    train = [sample, *head, dict(type="Flip", flip_ratio=0.5), *tail]
-    test = [dict(sample, test_mode=True), *head, *tail]
+    train = [sample, *head, *jitter, dict(type="Flip", flip_ratio=0.5), *tail]
+    test = [dict(sample, test_mode=True), *head, *whole, *tail]
     return train, test
 
 
@@ -231,8 +284,12 @@ def run(p: dict) -> dict:
 # ---- cost (cost.py times forward.BoxForward on whole frames of this shape) ----
 
 def frame_shape(run: Path) -> tuple[int, int]:
-    """(height, width) of the whole frames the run was trained on (its first test clip)."""
+    """(height, width) of the whole frames the run is tested on: its first test clip's frame
+    with the short side resized to img_size, as the test pipeline's Resize does."""
     from ..data import crop
     data = Path(json.loads((run / "metrics.json").read_text())["data_dir"])
     clip = (data / "test.txt").read_text().split()[0]
-    return crop.read_image(data / "frames" / clip / mmconfig.FILENAME_TMPL.format(1)).shape[:2]
+    h, w = crop.read_image(data / "frames" / clip / mmconfig.FILENAME_TMPL.format(1)).shape[:2]
+    side = json.loads((run / "params.json").read_text())["img_size"]
+    new_w, new_h = mmcv.rescale_size((w, h), (np.inf, side))   # what Resize(scale=(-1, side)) computes
+    return new_h, new_w
