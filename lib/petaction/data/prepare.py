@@ -11,6 +11,12 @@ rejected.csv, classes.json, summary.csv and prepare.json (parameters + provenanc
 Nothing is written into data_root. A clip is processed at a time (streaming), in
 `workers` processes, so memory stays flat whatever the dataset size. The split policies,
 group_by, folds and every rejection reason: docs/data.md.
+
+One split per study: the split (and the folds) is drawn over every usable clip, whatever the
+target, stratified on the joint action x emotion stratum (splits.joint_strata); only then does
+a target drop the clips it has no label for and apply its class cap. So a clip sits in the
+same split for the action and the emotion target, and a model, init chain or detector trained
+on one target's training clips never sees the other's test clips.
 """
 from __future__ import annotations
 
@@ -111,9 +117,9 @@ def process_clip(src: aihub.SourceClip, out_frames: Path, p: dict) -> tuple[dict
     except aihub.LabelError as e:
         return None, rejects + [Rejected(str(src.label_path), "clip", str(e))]
     meta = label["metadata"]
-    name, why = clip_label(meta, parsed["action"], p)
-    if name is None:
-        return None, rejects + [Rejected(where, "clip", why)]
+    # a clip without this target's label still takes part in the split (one split for every
+    # target: its draw must not depend on the target); prepare drops it after the split
+    name, unlabelled = clip_label(meta, parsed["action"], p)
     group = aihub.dotted(label, p["group_by"]) if p["group_by"] else ""
     if group is None:   # lumping every clip without the key into one group would be a guess
         return None, rejects + [Rejected(where, "clip", f"no {p['group_by']!r} in the label (group_by needs it)")]
@@ -150,8 +156,9 @@ def process_clip(src: aihub.SourceClip, out_frames: Path, p: dict) -> tuple[dict
         json.dump(cached_boxes, f)
     inspect, owner = meta.get("inspect") or {}, meta.get("owner") or {}
     row = dict(
-        id=clip_id, species=parsed["species"], label=name, split="", official_split=src.split,
+        id=clip_id, species=parsed["species"], label=name or "", split="", official_split=src.split,
         frames=kept, frames_annotated=len(label["annotations"]), frames_jpg=len(src.frames),
+        unlabelled=unlabelled if name is None else "",
         action=parsed["action"], emotion=classes.emotion_code(inspect.get("emotion")) or "",
         owner_emotion=classes.emotion_code(owner.get("emotion")) or "",
         text_ok=classes.text_matches_action(parsed["action"], meta.get("action")),
@@ -248,9 +255,10 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
 
 
 def cache_clips(clips: list[aihub.SourceClip], out: Path, p: dict) -> tuple[list[dict], list[Rejected]]:
-    """Cache every distinct clip into out/frames (in `workers` processes), then drop the
-    class cap's and the official group conflicts' clips; writes out/rejected.csv.
-    Returns (clips.csv rows, rejections)."""
+    """Cache every distinct usable clip into out/frames (in `workers` processes), then drop
+    the official group conflicts' clips (both target-blind: every target's split is drawn over
+    the same clips). Returns (rows, rejections); a row's `unlabelled` says why this target has
+    no label for it (split_target drops it after the split)."""
     unique, rejected = distinct_clips(clips)
     rows = []
     with ProcessPoolExecutor(max_workers=max(1, p["workers"])) as pool:
@@ -258,12 +266,27 @@ def cache_clips(clips: list[aihub.SourceClip], out: Path, p: dict) -> tuple[list
             rejected.extend(rej)
             if row is not None:
                 rows.append(row)
-    rows, capped = splits.cap_per_class(rows, p["max_per_class"], p["seed"])
-    drop_rows(out, [(r, f"over max_per_class={p['max_per_class']}") for r in capped], rejected)
     rows, conflicts = splits.official_conflicts(rows, p)
     drop_rows(out, conflicts, rejected)
-    write_csv(out / "rejected.csv", [asdict(r) for r in rejected], ["path", "kind", "reason"])
     return rows, rejected
+
+
+EMOTION_KEY = {"inspect": "emotion", "owner": "owner_emotion"}   # clips.csv column of each emotion_source
+
+
+def split_target(rows: list[dict], out: Path, p: dict, rejected: list[Rejected]) -> list[dict]:
+    """Draw the study's one split (and folds) over every usable clip, stratified on the joint
+    action x emotion stratum, then keep this target's clips: those it has a label for, at most
+    max_per_class per class (a seeded choice; each kept clip keeps its split). Returns the rows."""
+    splits.joint_strata(rows, EMOTION_KEY[p["emotion_source"]], max(splits.MIN_STRATUM, p["folds"]))
+    splits.assign(rows, p)
+    if p["folds"]:
+        splits.assign_folds(rows, p, p["folds"])
+    drop_rows(out, [(r, r["unlabelled"]) for r in rows if r["unlabelled"]], rejected)
+    rows = [r for r in rows if not r.pop("unlabelled")]
+    rows, capped = splits.cap_per_class(rows, p["max_per_class"], p["seed"])
+    drop_rows(out, [(r, f"over max_per_class={p['max_per_class']}") for r in capped], rejected)
+    return rows
 
 
 def write_lists(out: Path, rows: list[dict], folds: int) -> None:
@@ -296,13 +319,16 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, *, fo
     shutil.rmtree(out, ignore_errors=True)
     (out / "frames").mkdir(parents=True)
     rows, rejected = cache_clips(clips, out, p)
-    if not rows:
-        raise PrepareError(f"no usable clip under {str(source)!r}: all {len(clips)} were rejected; "
-                           f"see {out / 'rejected.csv'} for each reason")
-    check_official(rows, p, source, out / "rejected.csv")
-    splits.assign(rows, p)
-    if p["folds"]:
-        splits.assign_folds(rows, p, p["folds"])
+    write_rejected = lambda: write_csv(out / "rejected.csv", [asdict(r) for r in rejected],  # noqa: E731
+                                       ["path", "kind", "reason"])
+    for step in range(2):   # 0: the clips the split is drawn over; 1: this target's labelled clips
+        write_rejected()
+        if not rows:
+            raise PrepareError(f"no usable clip under {str(source)!r}: all {len(clips)} were rejected; "
+                               f"see {out / 'rejected.csv'} for each reason")
+        if step == 0:
+            check_official(rows, p, source, out / "rejected.csv")
+            rows = split_target(rows, out, p, rejected)
     class_names = classes.ordered_labels({r["label"] for r in rows}, p["target"])
     index = {c: i for i, c in enumerate(class_names)}
     for r in rows:

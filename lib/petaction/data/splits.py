@@ -7,6 +7,12 @@ fraction with k no larger than the number of groups). The ungrouped carve is a p
 (split_counts) instead: StratifiedShuffleSplit shares the classes out over the whole set and
 can leave a class of three clips out of val or test, which then cannot select or measure it;
 the quota gives every split at least one clip of every class of three or more.
+
+Every carve and fold stratifies on a clip's `stratum` (joint_strata), computed from the
+clip's action and emotion whatever the target: the action and emotion targets of one study
+prepare the same clips into the same splits, so nothing trained on one target's training
+clips is ever tested on the other's test clips. Rows without a stratum (direct callers)
+stratify on their label.
 """
 from __future__ import annotations
 
@@ -56,6 +62,42 @@ def split_counts(n: int, ratios: tuple[float, float, float]) -> tuple[int, int, 
     return tuple(counts)
 
 
+MIN_STRATUM = 3   # the quota's smallest class that reaches every split
+
+
+def stratum_of(r: dict) -> str:
+    """What a clip is stratified on: its joint stratum (joint_strata), else its label."""
+    return r.get("stratum") or r["label"]
+
+
+def joint_strata(rows: list[dict], emotion_key: str = "emotion", minimum: int = MIN_STRATUM) -> None:
+    """Set row['stratum'] in place from the clip's action and emotion (row[emotion_key]; ''
+    when it has none), identically for every target, so that both targets' classes stay
+    represented in every split. The rule, most specific first, each level over the clips the
+    level above left: (1) the joint cell "action|emotion" when it holds at least `minimum`
+    clips; (2) the action's remaining clips together, "action|*", when at least `minimum`; (3)
+    what is left, by emotion across actions, "*|emotion", when at least `minimum`; (4) the
+    rest together, "*|*". An action of `minimum` clips or more thus always has a stratum of
+    its own (a joint cell or its remainder), so it reaches every split as before; the
+    emotions are stratified as far as the counts allow. `minimum`: 3 for the quota's
+    train/val/test, the fold count when larger."""
+    key = lambda r: (r["action"], r.get(emotion_key) or "")   # noqa: E731
+    cells = Counter(key(r) for r in rows)
+    left = [r for r in rows if cells[key(r)] < minimum]
+    for r in rows:
+        if cells[key(r)] >= minimum:
+            r["stratum"] = "|".join(key(r))
+    by_action = Counter(r["action"] for r in left)
+    rest = [r for r in left if by_action[r["action"]] < minimum]
+    for r in left:
+        if by_action[r["action"]] >= minimum:
+            r["stratum"] = f"{r['action']}|*"
+    by_emotion = Counter(r.get(emotion_key) or "" for r in rest)
+    for r in rest:
+        e = r.get(emotion_key) or ""
+        r["stratum"] = f"*|{e}" if by_emotion[e] >= minimum else "*|*"
+
+
 def group_of(r: dict, p: dict) -> str:
     """The leakage unit of a clip: its group_by value, or the clip itself when ungrouped."""
     return r["group"] if p["group_by"] else r["id"]
@@ -77,11 +119,11 @@ def _check_whole_groups(rows: list[dict], key: str, p: dict) -> None:
 
 
 def _quota(rows: list[dict], ratios, seed: int, key: str) -> None:
-    """Per class: shuffle (seeded) and cut at split_counts."""
+    """Per stratum: shuffle (seeded) and cut at split_counts."""
     rng = random.Random(seed)
     by_class = defaultdict(list)
     for r in sorted(rows, key=lambda r: r["id"]):
-        by_class[r["label"]].append(r)
+        by_class[stratum_of(r)].append(r)
     for label in sorted(by_class):
         items = by_class[label]
         rng.shuffle(items)
@@ -92,7 +134,7 @@ def _quota(rows: list[dict], ratios, seed: int, key: str) -> None:
 
 def _folds(rows: list[dict], k: int, seed: int, grouped: bool, p: dict) -> list[np.ndarray]:
     """The k test-index arrays of scikit-learn's stratified (group) k-fold over rows."""
-    y = [r["label"] for r in rows]
+    y = [stratum_of(r) for r in rows]
     if grouped:
         cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         return [test for _, test in cv.split(np.zeros(len(rows)), y, [group_of(r, p) for r in rows])]
@@ -107,7 +149,7 @@ def _hold_out(rows: list[dict], share: float, seed: int, p: dict) -> set[int]:
     if share <= 0 or not rows:
         return set()
     n_groups = len({group_of(r, p) for r in rows})
-    largest = max(Counter(r["label"] for r in rows).values())
+    largest = max(Counter(stratum_of(r) for r in rows).values())
     if min(n_groups, largest) < 2:
         raise ValueError(f"cannot carve a {share:.0%} share out of {n_groups} {p['group_by']!r} group(s) of "
                          f"{len(rows)} clips (a group never straddles two splits); use a key with more values, "
@@ -205,7 +247,7 @@ def assign_folds(rows: list[dict], p: dict, k: int) -> None:
     n_units = len({group_of(r, p) for r in order})
     if n_units < k:   # some fold would be empty
         raise ValueError(f"folds={k} needs at least {k} clips (or groups); there are {n_units}")
-    largest = max(Counter(r["label"] for r in order).values())
+    largest = max(Counter(stratum_of(r) for r in order).values())
     if largest < k:   # scikit-learn refuses: no class could reach every fold
         raise ValueError(f"folds={k} needs a class with at least {k} clips (the largest has {largest}); "
                          "use fewer folds")

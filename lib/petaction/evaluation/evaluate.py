@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, diagnose, explore, figures, stats, transfer
+from . import cost, diagnose, explore, figures, leaks, stats, transfer
 from ..core import metrics, paths
 from ..core.errors import ParamError
 
@@ -184,6 +184,9 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
         done = [r for r in done if r.parent.name in models]
     groups, incomplete = pooled(done, k)
     failed += incomplete
+    # nothing is stated about a run whose chain (init sources, the e2e detector) saw its test clips
+    leak_check = leaks.check([r for g in groups.values() for r in g],
+                             leaks.detector_used(study, results_dir, e2e_models, k))
     runs, fold_rows, per_class, logs, confusions = [], [], {}, {}, {}
     test, val = Scored(), Scored()
     for (model, seed), group in groups.items():
@@ -227,6 +230,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
                   if (r / "params.json").is_file()}
     decisions = decide(summary, test, val, class_names, meta["order_only"], run_params, margin, alpha, order_blind)
     decisions["detector"] = det is not None
+    decisions["leak_check"] = leak_check
     e2e_df = end_to_end(study, target, results_dir, decisions, first_seed, run_params, e2e_models, k)
     e2e_df.to_csv(out / "e2e.csv", index=False)
     (out / "decisions.json").write_text(json.dumps(decisions, indent=1, default=plain))
