@@ -119,6 +119,21 @@ def test_holm_can_withdraw_a_claim_the_raw_test_would_make():
     assert 0.05 <= c["p_holm"] and c["winner"] is None
 
 
+def test_the_family_size_printed_is_the_rows_claims_csv_tests(tmp_path):
+    """Holm runs over one family per target; the methods text says so and prints its size,
+    which is the number of claims.csv rows with a corrected p-value (as evaluate writes it)."""
+    import re
+    n = 200
+    models = {f"m{i}": {"test": [hits(n, 100 + 10 * i)], "val": [hits(n, 100 + 10 * i)]} for i in range(4)}
+    r = {**study(models), "target": "emotion"}
+    pd.DataFrame(r["decisions"]["claims"]).to_csv(tmp_path / "claims.csv", index=False)
+    claims = pd.read_csv(tmp_path / "claims.csv")
+    text = report.statistics_text(r)
+    printed = re.search(r"one family per target: the (\d+) tests the report states for the emotion target", text)
+    assert printed and int(printed.group(1)) == claims["p_holm"].notna().sum() == len(claims) > 4
+    assert "this report states" not in text
+
+
 def test_a_model_below_the_majority_baseline_has_not_learned_the_task():
     n = 200
     r = study({"a": {"test": [hits(n, 150)], "val": [hits(n, 150)]},

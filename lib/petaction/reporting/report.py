@@ -344,7 +344,7 @@ def transfer_section(r: dict) -> list[tuple[str, str]]:
     where = f"results/{r['study']}/{'' if r['target'] == 'action' else r['target'] + '/'}evaluation/transfer.csv"
     return [("md", f"## {r['target'].capitalize()}: {title}"),
             ("md", f"Runs that differ only in where their weights started, on the same test clips (`{where}`); "
-                   "each test is in the report's Holm family:"),
+                   f"each test is in the {r['target']} target's Holm family:"),
             ("md", transfer.section(t, r["target"], decisions(r)["alpha"])),
             *[("md", x) for x in [source_budgets(r, t)] if x]]
 
@@ -379,11 +379,17 @@ def statistics_text(r: dict) -> str:
     return (f"Statistics. The best model, the runner-up, the order-only leader and the recommendation are chosen "
             f"{chosen}. Paired comparisons of top-1 are two-sided {paired}; a model is said to have "
             "learned the task only when an exact one-sided binomial test puts its test top-1 above "
-            "always predicting the commonest class. Holm's correction runs over the family of the "
-            f"{len(d['claims'])} tests this report states ({d['family']}), at α = {d['alpha']:g}; a claim holds "
+            f"always predicting the commonest class. Holm's correction runs over one family per target: the "
+            f"{family_size(d)} tests the report states for the {r['target']} target ({d['family']}), at "
+            f"α = {d['alpha']:g}; a claim holds "
             "only when its corrected test rejects, in the direction of the observed difference. Intervals "
             "are 95% percentile bootstraps over test clips" + (" and seeds" if seeds > 1 else "") +
             " (scipy). docs/statistics.md describes each method.")
+
+
+def family_size(d: dict) -> int:
+    """The tests Holm's correction ran over: the claims with a corrected p-value (claims.csv's rows)."""
+    return sum(c.get("p_holm") is not None for c in d["claims"])
 
 
 def model_subset(r: dict) -> str:
