@@ -144,4 +144,6 @@ def test_evaluate_writes_the_transfer_table_and_the_report_renders_it(tiny_run, 
     assert f"{100 * t.loc[0, 'diff']:+.1f} points" in text
     assert f"{rec['loaded']} of its {rec['loaded'] + rec['missing']} tensors" in report.methods(r)
     assert "All models train from scratch" not in report.methods(r)
+    assert "weight_decay" in report.methods(r) and "Recipe runs" in report.methods(r)
+    assert json.loads((ev / "decisions.json").read_text())["leak_check"]["runs"] == 2   # one split: no leak
     assert any("## Emotion: behaviour -> emotion transfer" in c for _, c in report.sections(r))

@@ -16,6 +16,7 @@ from ..core import paths
 from ..core.fmt import num, p_text, pct, pts  # noqa: F401  (report.pct etc.: the tests' and notebooks' names)
 from ..evaluation import transfer
 from ..models import pretrained
+from . import effort
 
 MAX_COLUMNS = 7   # a wider table is split (the model column repeated) so it fits the page
 
@@ -276,7 +277,8 @@ def methods(r: dict) -> str:
         rows.append({"Model": model, "Recognizer": m["type"], "Backbone": f"{bb['type']}{depth}", "Input": inp,
                      "Init": p.get("init", pretrained.SCRATCH), "Epochs": p["epochs"], "lr": p["lr"],
                      "Batch": p["batch_size"]})
-    lines = [md_table(pd.DataFrame(rows)), ""]
+    extra = effort.columns(r["run_params"], list(r["summary"]["model"]))   # unequal settings and tuning effort
+    lines = [md_table(pd.DataFrame([{**row, **extra[row["Model"]]} for row in rows])), effort.note(), ""]
     prov = next(iter(r["run_provenance"].values()))
     hw, v = prov["hardware"], prov["versions"]
     gpu = ", ".join(hw["gpus"]) or "no GPU"
