@@ -1,5 +1,6 @@
 """`infer`: windowing, smoothing, streaming, outputs on a real mp4 and the embedded data, bad input."""
 import json
+import re
 import shutil
 
 import cv2
@@ -265,3 +266,45 @@ def test_the_studys_pet_detector_plugs_into_the_localiser_hook(tmp_path):
                       infer.WholeFrame)
     with pytest.raises(FileNotFoundError, match="no trained pet detector"):
         infer.make_localiser("detector", "sample", tmp_path / "other" / "models" / "m" / "seed0")
+
+
+def fail_cli_fd(capfd, args):
+    """Exit code 2 and one line on the process's stderr (file descriptor 2: OpenCV's and
+    FFmpeg's own messages would land there too), never a traceback."""
+    rc = main(args)
+    err = capfd.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+@pytest.mark.slow
+def test_bad_videos_are_one_line_errors_and_leave_no_output(tiny_run, tiny_data, tmp_path, capfd):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "timeline.json").write_text("{}")         # an earlier, complete result: kept as it was
+    run = ["--run", str(tiny_run), "--out", str(out), "--no-video"]
+    bunny = video.sample_video().read_bytes()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "truncated.mp4").write_bytes(bunny[: len(bunny) // 2])
+    assert "truncated.mp4" in fail_cli_fd(capfd, ["infer", str(bad / "truncated.mp4"), *run])
+    corrupt = bytearray(bunny)                        # frames past the middle cannot be decoded
+    corrupt[len(bunny) // 2: len(bunny) // 2 + 20000] = bytes(20000)
+    (bad / "corrupt.mp4").write_bytes(bytes(corrupt))
+    err = fail_cli_fd(capfd, ["infer", str(bad / "corrupt.mp4"), *run])
+    assert "corrupt.mp4" in err and re.search(r"frame \d+ of \d+ cannot be decoded", err)
+    (bad / "zero.mp4").write_bytes(b"")
+    assert "empty file" in fail_cli_fd(capfd, ["infer", str(bad / "zero.mp4"), *run])
+    (bad / "notes.mp4").write_text("these are my notes, not a video\n" * 20)
+    assert "no frame can be decoded" in fail_cli_fd(capfd, ["infer", str(bad / "notes.mp4"), *run])
+    write_mp4(bad / "short.mp4", 1)                   # one frame: less than one clip of the model
+    assert "fewer than the" in fail_cli_fd(capfd, ["infer", str(bad / "short.mp4"), *run])
+    clip = bad / "clip"                              # an AI-Hub clip with an unreadable frame midway
+    shutil.copytree(embedded_clip(tiny_data), clip)
+    frames = sorted(clip.glob("frame_*.jpg"), key=lambda p: int(p.name.split("_")[1]))
+    frames[len(frames) // 2].write_bytes(b"\xff\xd8 not a jpeg")
+    err = fail_cli_fd(capfd, ["infer", str(clip), *run])
+    assert frames[len(frames) // 2].name in err and "cannot be decoded" in err
+    assert "webcam 97" in fail_cli_fd(capfd, ["infer", "97", *run])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "out"]           # no partial output
+    assert [p.name for p in out.iterdir()] == ["timeline.json"] and (out / "timeline.json").read_text() == "{}"

@@ -67,21 +67,23 @@ def test_resume_only_the_same_unfinished_training(tmp_path):
     import torch
     ckpt = tmp_path / "epoch_1.pth"
 
-    def attempt(key="k", finished=False, trusted=True):
+    def attempt(key="k", finished=False, trusted=True, validated=True):
         for f in tmp_path.iterdir():
             f.unlink()
         torch.save({"state_dict": {}}, ckpt)
         (tmp_path / "best_acc_top1_epoch_1.pth").write_bytes(ckpt.read_bytes())
         (tmp_path / "last_checkpoint").write_text(str(ckpt))
-        if trusted:
-            checkpoints.record_checkpoint(ckpt)
+        if trusted:   # as CheckpointHook's save, then the end of the epoch's validation, record it
+            checkpoints.record_checkpoint(ckpt, mark=checkpoints.VALIDATED if validated else "")
         (tmp_path / train.ATTEMPT).write_text(key)
         if finished:
             (tmp_path / "metrics.json").write_text("{}")
 
     attempt()
     assert train.resume_or_clear(tmp_path, "k") and ckpt.exists()
-    for kw in ({"key": "other"}, {"finished": True}, {"trusted": False}):
+    # killed between an epoch's checkpoint and the end of its validation: resuming would skip
+    # that epoch's validation (and so its chance to be selected); the training starts over
+    for kw in ({"key": "other"}, {"finished": True}, {"trusted": False}, {"validated": False}):
         attempt(**kw)
         assert not train.resume_or_clear(tmp_path, "k"), kw
         assert not list(tmp_path.glob("*.pth")) and not (tmp_path / "last_checkpoint").exists()

@@ -24,7 +24,8 @@ def setup() -> None:
     """Make the pinned OpenMMLab packages work and register this project's parts; idempotent.
 
     The one place that patches: mmaction2 1.2.0's missing DRN module gets a stand-in, mmengine's
-    checkpoint loader gets the trust rule (models.checkpoints), and our models, initialiser,
+    checkpoint loader gets the trust rule and its local file backend atomic writes
+    (models.checkpoints), and our models, initialiser,
     hooks, datasets and metrics enter the mmaction2/mmengine registries."""
     global _done
     if _done:
@@ -32,6 +33,7 @@ def setup() -> None:
     from .models import checkpoints, mmcompat
     mmcompat.install_drn_standin()   # before anything imports mmaction.models
     checkpoints.register_loader()
+    checkpoints.register_atomic_backend()   # checkpoints written whole or not at all
     from .models import mmmodels, pretrained  # noqa: F401  (registers the backbone adapters)
     pretrained.register()
     from .training import detection, mmhooks  # noqa: F401  (registers the box dataset/metric, the hooks)

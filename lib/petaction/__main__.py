@@ -63,6 +63,11 @@ def main(argv=None) -> int:
     s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>")
     s.add_argument("--out", help="the .onnx file (default: <run>/model.onnx)")
     args = ap.parse_args(argv)
+    if args.verb in ("study", "prepare", "train", "evaluate"):
+        busy = folder_busy(args)
+        if busy:
+            print(f"error: {busy}", file=sys.stderr)
+            return 2
 
     from . import params as P
     from . import setup
@@ -97,6 +102,24 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def folder_busy(args) -> str | None:
+    """The message when another process writes the results folder this command would: said
+    before the imports (seconds) and the run; the run's own lock (core.lock.hold) still decides.
+    None when free, or when the study's name cannot be read here (the run reports that)."""
+    from .core import lock
+    given = parse_pairs(args.p)
+    try:
+        if args.verb == "study":
+            with open(args.file) as f:
+                given = {**(yaml.safe_load(f) or {}), **given}
+        lock.check_free(str(given.get("study", "default")), given.get("results_dir") or None)
+    except lock.LockBusy as e:
+        return str(e)
+    except (OSError, ValueError, yaml.YAMLError, AttributeError):
+        return None
+    return None
 
 
 def infer_verb(args) -> int:

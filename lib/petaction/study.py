@@ -25,7 +25,7 @@ from pathlib import Path
 from . import params as P
 from . import schedule
 from .console import Console, clock, kernel_manager_class
-from .core import paths
+from .core import atomic, lock, paths
 from .core.provenance import files_digest
 from .models import pretrained
 
@@ -153,9 +153,10 @@ class Step:
     """One papermill run with its stamp (parameters + inputs) for skipping."""
 
     def __init__(self, name: str, notebook: str, out_nb: Path, parameters: dict, inputs: str, done: Path,
-                 after: Path | None = None):
-        self.name, self.notebook, self.out_nb = name, notebook, out_nb
+                 after: Path | None = None, trusts: tuple = (), finish=None):
+        self.name, self.notebook, self.out_nb, self.finish = name, notebook, out_nb, finish
         self.parameters, self.done, self.inputs, self.after = parameters, done, inputs, after
+        self.trusts = (done, *trusts)   # the outputs a later step reads: each must parse for a skip
         self.stamp_file = out_nb.with_suffix(".stamp.json")
 
     @property
@@ -165,9 +166,18 @@ class Step:
         inputs = self.inputs + (files_digest([self.after]) if self.after else "")
         return {"parameters": self.parameters, "inputs": inputs}
 
-    def fresh(self) -> bool:
-        return (self.done.exists() and self.stamp_file.is_file()
-                and json.loads(self.stamp_file.read_text()) == json.loads(json.dumps(self.stamp, default=str)))
+    def fresh(self, log=print) -> bool:
+        """Done with these parameters and inputs: the stamp matches, and the outputs later steps
+        trust are there and parse (one a kill or a full disk truncated re-runs the step)."""
+        if not (self.done.exists() and self.stamp_file.is_file()):
+            return False
+        stamp = atomic.read_json(self.stamp_file, f"{self.name} re-runs", log)
+        if stamp != json.loads(json.dumps(self.stamp, default=str)):
+            return False
+        bad = next((f for f in self.trusts if not atomic.readable(f)), None)
+        if bad is not None:
+            log(f"[redo] {self.name}: {bad} is missing or cannot be read, so the step re-runs")
+        return bad is None
 
     def run(self, force: bool, log, env: dict | None = None) -> dict:
         """Execute the notebook (unless fresh); `env` adds to the kernel's environment. The
@@ -175,7 +185,7 @@ class Step:
         copy its stderr, every library warning, to the console); a failure names it."""
         import papermill as pm
         con = as_console(log)
-        if not force and self.fresh():
+        if not force and self.fresh(con):
             con(f"[skip] {self.name}: unchanged ({self.out_nb}){con.finished(self.name, None)}")
             return {"step": self.name, "status": "skipped", "notebook": str(self.out_nb)}
         con(f"[run ] {self.name} -> {self.out_nb}")
@@ -189,13 +199,18 @@ class Step:
                                 parameters=self.parameters, kernel_name=KERNEL, cwd=str(paths.NOTEBOOKS),
                                 log_output=False, progress_bar=False, km=km)
         except Exception as e:  # papermill's execution error carries the failing cell's error
-            error = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
+            ename = getattr(e, "ename", type(e).__name__)
+            error = f"{ename}: {getattr(e, 'evalue', e)}"
             con(f"[FAIL] {self.name}: {error}{con.finished(self.name, None)}\n       notebook: {self.out_nb}")
-            return {"step": self.name, "status": "failed", "error": error, "notebook": str(self.out_nb)}
+            return {"step": self.name, "status": "failed", "error": error, "notebook": str(self.out_nb),
+                    **({"disk_full": str(getattr(e, "evalue", e))} if ename == atomic.DiskFull.__name__ else {})}
         finally:
             if km.has_kernel:
                 km.shutdown_kernel()   # nbclient leaves a kernel it did not start running
-        self.stamp_file.write_text(json.dumps(self.stamp, indent=1, default=str))
+        if self.finish:   # what the step makes of its notebook (the report's HTML and PDF)
+            self.finish(self.out_nb)
+        # the stamp last, whole or absent: a step killed before this line runs again
+        atomic.write_json(self.stamp_file, self.stamp, indent=1, default=str)
         seconds = time.time() - t0
         con(f"[done] {self.name} in {seconds:.0f} s{con.finished(self.name, seconds)}")
         return {"step": self.name, "status": "done", "seconds": round(seconds, 1), "notebook": str(self.out_nb)}
@@ -265,7 +280,8 @@ def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
         source = pretrained.source_run(resolved[-1]) if resolved[-1] else None
         steps.append(Step(name, "train", run_dir / "train.ipynb", nb_params,
                           data_inputs(cfg, target, fold) + key, run_dir / "metrics.json",
-                          after=source / "metrics.json" if source else None))
+                          after=source / "metrics.json" if source else None,
+                          trusts=(run_dir / "test_scores.npz", run_dir / "val_scores.npz")))
         trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]
     return steps, resolved, trained
 
@@ -296,6 +312,8 @@ def run_targets(cfg: dict, force: bool, log) -> list[dict]:
             prepared.append(target)
         else:
             con.finished(f"evaluate ({target})", None)   # it cannot run
+    if disk_full(status):
+        return status
     steps, resolved, trained = [], [], {}
     for target in prepared:
         s, r, trained[target] = train_steps(cfg, target)
@@ -306,8 +324,21 @@ def run_targets(cfg: dict, force: bool, log) -> list[dict]:
         resolved.append("detector")
     status += train_all(steps, resolved, cfg, force, con)
     for target in prepared:
+        if disk_full(status):
+            break
         status.append(evaluate_step(cfg, target, trained[target]).run(force, con))
     return status
+
+
+def disk_full(status: list[dict]) -> str | None:
+    """The first step's disk-full message (atomic.DiskFull, in a kernel or here), if any: the
+    study stops there, since every later step would write too."""
+    for s in status:
+        if s.get("disk_full"):
+            return s["disk_full"]
+        if s["status"] == "failed" and str(s.get("error", "")).startswith(f"{atomic.DiskFull.__name__}: "):
+            return s["error"].split(": ", 1)[1]
+    return None
 
 
 def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[dict]:
@@ -320,7 +351,7 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
     gpus = schedule.resolve_gpus(cfg["gpus"])
     slot_list = schedule.slots(gpus, cfg["strategy"], schedule.resolve_cpu_jobs(cfg["cpu_jobs"]))
     costs = [1.0] * len(steps)
-    todo = [i for i, st in enumerate(steps) if force or not st.fresh()]
+    todo = [i for i, st in enumerate(steps) if force or not st.fresh(con)]
     for i, j in after.items():   # in dependency order: a re-trained source re-trains what starts from it
         if j in todo and i not in todo:
             todo = sorted([*todo, i])
@@ -373,7 +404,7 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
         (run_dir / "error.json").unlink(missing_ok=True)
         if s["status"] == "failed":
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "error.json").write_text(json.dumps({"error": s["error"], "notebook": s["notebook"]}))
+            atomic.write_json(run_dir / "error.json", {"error": s["error"], "notebook": s["notebook"]})
         status.append(s)
     return status
 
@@ -450,11 +481,20 @@ def run(cfg: dict, force: bool = False, log=None) -> list[dict]:
     training pool's bar). The last line names the report's files."""
     con = Console(log, n_slots=len(schedule.slots(schedule.resolve_gpus(cfg["gpus"]), cfg["strategy"],
                                                   schedule.resolve_cpu_jobs(cfg["cpu_jobs"]))))
+    # one writer per results folder, for the whole study (its kernels run under this lock)
+    with lock.hold(cfg["study"], cfg["results_dir"] or None, what=f"study {cfg['study']}", log=con):
+        return run_locked(cfg, force, con)
+
+
+def run_locked(cfg: dict, force: bool, con: Console) -> list[dict]:
     expect_serial_steps(con, cfg)
     status = run_targets(cfg, force, con)
     evaluated = [paths.target_dir(cfg["study"], t, cfg["results_dir"] or None) / "evaluation" / "summary.csv" for t in cfg["targets"]]
-    report = []
-    if all(p.is_file() for p in evaluated):
+    report, full = [], disk_full(status)
+    if full:
+        con.finished("report", None)
+        con(f"[stop] the disk is full: {full}")
+    elif all(p.is_file() for p in evaluated):
         status.append(report_step(cfg, evaluated).run(force, con))
         report = report_files(cfg, status[-1])
     else:
@@ -462,8 +502,12 @@ def run(cfg: dict, force: bool = False, log=None) -> list[dict]:
         con("[stop] report: an evaluation is missing")
     study_root = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
     wall = time.time() - con.t0
-    (study_root / "study_status.json").write_text(json.dumps(
-        {"config": cfg, "steps": status, "wall_time_s": round(wall, 1)}, indent=1))
+    try:
+        atomic.write_json(study_root / "study_status.json",
+                          {"config": cfg, "steps": status, "wall_time_s": round(wall, 1)}, indent=1)
+    except atomic.DiskFull:
+        if not full:
+            raise
     failed = [s for s in status if s["status"] == "failed"]
     con(f"study {cfg['study']}: {len(status) - len(failed)} steps ok, {len(failed)} failed, {clock(wall)}"
         + (f"; report: {', '.join(shown(f) for f in report)}" if report else "; no report"))
@@ -487,20 +531,24 @@ def report_step(cfg: dict, evaluated: list[Path]) -> Step:
                 dict(study=cfg["study"], results_dir=cfg["results_dir"], targets=cfg["targets"]),
                 files_digest([p.parent / f for p in evaluated for f in ("summary.csv", "runs.csv", "failed.csv", "decisions.json", "claims.csv")])
                 + code_digest(),
-                paths.REPO / "report" / f"{cfg['study']}.pdf")
+                paths.REPO / "report" / f"{cfg['study']}.pdf", finish=lambda nb: render_report(cfg, nb))
+
+
+def render_report(cfg: dict, notebook: Path) -> list[Path]:
+    """The executed report notebook as report/<study>.html and .pdf, before the step's stamp:
+    a study killed while rendering renders again."""
+    from .reporting import render
+    html = render.to_html(notebook, paths.REPO / "report" / f"{cfg['study']}.html")
+    return [html, render.to_pdf(html, paths.REPO / "report" / f"{cfg['study']}.pdf")]
 
 
 def report_files(cfg: dict, status: dict) -> list[Path]:
-    """The report's files: the HTML and PDF rendered from the executed report notebook when
-    it ran (render's own paths; those of its last run when it was skipped), then whatever
-    else the report step wrote as report/<study>.*; none when it failed."""
+    """The report's files: the HTML and PDF rendered from the executed report notebook
+    (render_report, when the step ran or in its last run), then whatever else the report
+    step wrote as report/<study>.*; none when it failed."""
     if status["status"] == "failed":
         return []
     html, pdf = paths.REPO / "report" / f"{cfg['study']}.html", paths.REPO / "report" / f"{cfg['study']}.pdf"
-    if status["status"] == "done":
-        from .reporting import render
-        html = render.to_html(Path(status["notebook"]), html)
-        pdf = render.to_pdf(html, pdf)
     rendered = [f for f in (html, pdf) if f.is_file()]
     return rendered + sorted(set((paths.REPO / "report").glob(f"{cfg['study']}.*")) - set(rendered))
 
@@ -519,5 +567,12 @@ def main(path: str | None, overrides: dict, force: bool) -> int:
     except P.ParamError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    status = run(cfg, force)
+    try:
+        status = run(cfg, force)
+    except lock.LockBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except atomic.DiskFull as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 1 if any(s["status"] == "failed" for s in status) else 0

@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 
 from . import aihub, classes, crop, splits
-from ..core import paths
+from ..core import atomic, lock, paths
 from ..core.provenance import files_digest
 
 DEFAULTS = dict(
@@ -237,18 +237,19 @@ def ensure_source(p: dict, study_dir: Path) -> Path:
                 size=list(p["synth_size"]), generator=code)
     root = study_dir / "synthetic"
     marker = study_dir / "synthetic.json"
-    if root.is_dir() and marker.is_file() and json.loads(marker.read_text()) == spec:
+    if root.is_dir() and atomic.read_json(marker) == spec:
         return root   # already generated with the same settings
+    marker.unlink(missing_ok=True)   # until the new tree is whole
     shutil.rmtree(root, ignore_errors=True)
     counts = {k: max(1, round(v * p["synth_scale"])) for k, v in synth.DEFAULT_COUNTS.items()}
     synth.generate(root, seed=p["synth_seed"], counts=counts, size=tuple(p["synth_size"]),
                    n_frames=p["synth_frames"])
-    marker.write_text(json.dumps(spec))
+    atomic.write_json(marker, spec)
     return root
 
 
 def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic.open_atomic(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows(rows)
@@ -294,7 +295,7 @@ def write_lists(out: Path, rows: list[dict], folds: int) -> None:
     for fold in range(folds + 1):   # 0: the prepared split; 1..k: the folds
         key = f"split_fold{fold}" if fold else "split"
         for split in splits.SPLITS:
-            with open(out / paths.split_file(split, fold), "w", encoding="utf-8") as f:
+            with atomic.open_atomic(out / paths.split_file(split, fold)) as f:
                 for r in rows:
                     if r[key] == split:
                         f.write(f"{r['id']} {r['frames']} {r['label_index']}\n")
@@ -305,7 +306,13 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, *, fo
     """Prepare a study's dataset; returns a summary dict (also saved as prepare.json).
 
     `folder` names the output under the target's folder: "data" is what every recogniser
-    reads; detection.full_frames writes a second, uncropped cache beside it (data_full<size>)."""
+    reads; detection.full_frames writes a second, uncropped cache beside it (data_full<size>).
+    Under the results folder's lock (a study's, or its own when run by hand)."""
+    with lock.hold(study, results_dir, what=f"prepare {study} ({params.get('target', 'action')})"):
+        return prepare_locked(study, results_dir, folder, **params)
+
+
+def prepare_locked(study: str, results_dir, folder: str, **params) -> dict:
     p = check_params(params)
     study_dir = paths.study_dir(study, results_dir)
     source = ensure_source(p, study_dir)
@@ -340,17 +347,21 @@ def prepare(study: str = "default", results_dir: str | Path | None = None, *, fo
     if not p["data_root"] and p["target"] == "action":
         from . import synth
         order_only = [c for c in synth.ORDER_ONLY if c in index]
-    (out / "classes.json").write_text(json.dumps(
-        {"target": p["target"], "classes": class_names, "order_only": order_only}, indent=1))
+    atomic.write_json(out / "classes.json", {"target": p["target"], "classes": class_names, "order_only": order_only},
+                      indent=1)
     summary = splits.count_table(rows, class_names)
     write_csv(out / "summary.csv", summary, list(summary[0].keys()))
     from ..core import provenance
     info = dict(params=p, study=study, data_dir=str(final), source=str(source), clips_found=len(clips), clips_kept=len(rows),
                 rejected=len(rejected), text_mismatch=sum(not r["text_ok"] for r in rows),
                 classes=class_names, provenance=provenance.collect())
-    (out / "prepare.json").write_text(json.dumps(info, indent=1, ensure_ascii=False, default=str))
-    # Swap the finished folder in only now: a failed run leaves the previous data intact.
+    atomic.write_json(out / "prepare.json", info, indent=1, ensure_ascii=False, default=str)
+    # Swap the finished folder in only now: a failed run leaves the previous data intact, and
+    # a kill during the swap leaves either folder whole (the old one is moved aside first).
+    old = target_dir / f"{folder}.old"
+    shutil.rmtree(old, ignore_errors=True)
     if final.exists():
-        shutil.rmtree(final)
+        os.replace(final, old)
     os.replace(out, final)
+    shutil.rmtree(old, ignore_errors=True)
     return info

@@ -7,6 +7,8 @@ are generators, so frames are consumed as they arrive and nothing holds the whol
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
@@ -15,6 +17,11 @@ import cv2
 import numpy as np
 
 from . import aihub, crop
+
+# FFmpeg's own log lines (OpenCV prints them on stderr: "moov atom not found", "error while
+# decoding MB ...") off, unless asked for: a bad file gets one message, ours (VideoError). Read
+# once, when OpenCV first opens a video, so it is set on import.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # AV_LOG_QUIET
 
 
 class VideoError(ValueError):
@@ -56,27 +63,49 @@ def open_source(spec, fps: float | None = None) -> Source:
     return from_iterable(spec, fps)
 
 
-def _capture_frames(cap, fps: float, first: np.ndarray | None = None, src: "Source | None" = None) -> Iterator[Frame]:
+def _capture_frames(cap, fps: float, first: np.ndarray | None = None, src: "Source | None" = None,
+                    name: str = "", expected: int = 0) -> Iterator[Frame]:
     """Frames of an open capture; ``first``: a frame already read (seeking back is unreliable);
-    ``src``: the Source whose ``want`` says which frames need their pixels."""
+    ``src``: the Source whose ``want`` says which frames need their pixels. ``expected``: the
+    frame count the file's index gives (0: unknown, a webcam): the stream ending short of it
+    is a truncated or corrupt file (VideoError), not the end of the video."""
     i = 0
     try:
         if first is not None:
             yield Frame(0, 0.0, first)
             i = 1
         while True:
-            if src is not None and not src.wanted(i / fps):
-                if not cap.grab():       # demuxed and decoded, not converted to BGR
-                    return
-                yield Frame(i, i / fps, None)
-            else:
-                ok, img = cap.read()
-                if not ok:
-                    return
-                yield Frame(i, i / fps, img)
+            try:
+                with quiet_opencv():
+                    if src is not None and not src.wanted(i / fps):
+                        ok, img = cap.grab(), None       # demuxed and decoded, not converted to BGR
+                    else:
+                        ok, img = cap.read()
+            except cv2.error:
+                ok = False
+            if not ok:
+                # a container's count can round its last frame away, never more
+                if expected and i < expected - 1:
+                    raise VideoError(f"{name}: frame {i} of {expected} cannot be decoded (the file is truncated "
+                                     "or corrupt): pass a whole video (re-encode or re-download it)")
+                return
+            yield Frame(i, i / fps, img)
             i += 1
     finally:
         cap.release()
+
+
+@contextlib.contextmanager
+def quiet_opencv():
+    """OpenCV's and FFmpeg's own warnings off while a source is opened or read: a bad file or
+    camera gets one message of ours (VideoError), not their log lines on stderr."""
+    log = cv2.utils.logging
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(level)
 
 
 def open_video(path: Path) -> Source:
@@ -84,22 +113,26 @@ def open_video(path: Path) -> Source:
     before anything is written."""
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes): pass a video with frames")
-    cap = cv2.VideoCapture(str(path))
-    ok, first = cap.read() if cap.isOpened() else (False, None)
+    with quiet_opencv():
+        cap = cv2.VideoCapture(str(path))
+        ok, first = cap.read() if cap.isOpened() else (False, None)
     if not ok:
         cap.release()
-        raise VideoError(f"{path}: no frame can be decoded (not a video, corrupt, or zero frames): "
+        raise VideoError(f"{path}: no frame can be decoded (not a video, truncated, corrupt, or zero frames): "
                          f"pass an mp4 with frames (or an AI-Hub frame folder)")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and np.isfinite(fps) and fps > 0 else 25.0   # containers without a rate: the common default
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
     src = Source(iter(()), "video", path.name, fps)
-    src.frames = _capture_frames(cap, fps, first, src)
+    src.frames = _capture_frames(cap, fps, first, src, str(path), int(count) if count and np.isfinite(count) else 0)
     return src
 
 
 def open_webcam(index: int) -> Source:
-    cap = cv2.VideoCapture(index)
-    if not cap.isOpened():
+    with quiet_opencv():
+        cap = cv2.VideoCapture(index)
+        ok = cap.isOpened()
+    if not ok:
         raise VideoError(f"webcam {index}: cannot be opened (none on this machine?): pass a video file instead")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     return Source(_capture_frames(cap, fps), "webcam", f"webcam{index}", fps, live=True)
@@ -121,8 +154,10 @@ def open_folder(path: Path) -> Source:
                 yield Frame(number, t, None)
                 continue
             img = crop.read_image(p)
-            if img is not None:     # a corrupt JPG is skipped, as prepare does
-                yield Frame(number, t, img)
+            if img is None:   # prepare skips such a frame; a stream would show a gap the model never saw
+                raise VideoError(f"{p}: frame {number} of {path} cannot be decoded (corrupt or not a JPG): "
+                                 "replace or remove it")
+            yield Frame(number, t, img)
     src = Source(gen(), "frames", path.name, fps)
     return src
 

@@ -218,6 +218,13 @@ class Recogniser:
                                     f"pass --window SECONDS")
         return n
 
+    @property
+    def clip_frames(self) -> int:
+        """The distinct frames one clip of this model samples (a 3D model's clip_len, a segment
+        model's segments): from a shorter video a clip could only repeat frames."""
+        sample = self.model.cfg.test_dataloader.dataset.pipeline[0]
+        return int(sample.get("clip_len", 1)) if sample.get("clip_len", 1) > 1 else int(sample.get("num_clips", 1))
+
     def prepare(self, image: np.ndarray, box) -> np.ndarray:
         """A BGR frame as the training frames were cut: square crop around the box (or the
         whole frame), short side resized; RGB as mmaction2's frame decoding yields."""
@@ -621,6 +628,11 @@ def _infer_into(tmp, source, rec, stride_s, smooth_n, k, localiser, max_seconds,
     wall = time.perf_counter() - t0
     if not windows:
         raise video.VideoError(f"{source.name}: no frame could be read")
+    seen, need = (windows[-1].end_frame if online is None else len(windows)), (rec if online is None else rec.rec).clip_frames
+    if seen < need:
+        raise video.VideoError(f"{source.name}: {seen} frame(s) at the model's {rec.fps:g} frames/s "
+                               f"({seen / rec.fps:.2f} s), fewer than the {need} one clip of this model samples: "
+                               "pass a longer video")
     if online is not None:
         notes += online_notes(rec, online, localiser, stages)
         if windows[0].padded:

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from . import forward
-from ..core import provenance
+from ..core import atomic, provenance
 from ..core.timing import (MIN_TIME_S, ROUNDS, interleaved_measurements, interleaved_times,  # noqa: F401
                            latency_stats, measurement_stats, time_calls, timer)
 
@@ -191,9 +191,9 @@ def measure_runs(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: i
     """cost.csv / cost.json in ``out`` for the given finished runs (one per model)."""
     rows = measure(runs, update_hz, repeats=repeats)
     df = pd.DataFrame(rows)
-    df.to_csv(out / "cost.csv", index=False)
+    atomic.to_csv(df, out / "cost.csv", index=False)
     prov = provenance.collect()
-    (out / "cost.json").write_text(json.dumps({"rows": rows, "update_hz": update_hz, "batch": 1, "device": "cpu",
+    atomic.write_text(out / "cost.json", json.dumps({"rows": rows, "update_hz": update_hz, "batch": 1, "device": "cpu",
                                                "torch_threads": torch.get_num_threads(),
                                                "forward": "forward.build: preprocessor, backbone, neck, head, "
                                                           "consensus, all test views (fast_rcnn: its RoI)",

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from ..core import atomic
 from ..data import aihub, crop
 from ..models import mmconfig
 from ..training.runfolder import read_split
@@ -67,7 +68,7 @@ def boxes(det_dir: Path, clips: list[dict]) -> tuple[str, dict[str, list]]:
     from ..training.detector import DetectorLocaliser
     det_dir = Path(det_dir)
     key, path = detector_key(det_dir), det_dir / BOXES
-    cached = json.loads(path.read_text()) if path.is_file() else {}
+    cached = atomic.read_json(path) or {}
     known = cached.get("clips", {}) if cached.get("key") == key else {}
     todo = [c for c in clips if c["id"] not in known]
     if todo:
@@ -79,7 +80,7 @@ def boxes(det_dir: Path, clips: list[dict]) -> tuple[str, dict[str, list]]:
                 rows.append([number] + ([float(v) for v in b] if b is not None else []))
             known[c["id"]] = rows
         cached = {"key": key, "detector": loc.name, "clips": known}
-        path.write_text(json.dumps(cached))
+        atomic.write_json(path, cached)
     return cached["detector"], {c["id"]: known[c["id"]] for c in clips}
 
 
@@ -129,7 +130,7 @@ def detected_cache(root: Path, det_dir: Path, locate=boxes) -> Path:
     key = {"detector": detector_key(Path(det_dir)), "test": (data / "test.txt").read_text(),
            "margin": p["margin"], "short_side": p["short_side"]}
     done = out / "detected.json"
-    if done.is_file() and json.loads(done.read_text())["key"] == key:
+    if (atomic.read_json(done) or {}).get("key") == key:
         return out
     shutil.rmtree(out, ignore_errors=True)
     clips = test_clips(data)
@@ -138,7 +139,7 @@ def detected_cache(root: Path, det_dir: Path, locate=boxes) -> Path:
     ious = [x for q in quality for x in q["ious"]]
     shutil.copy(data / "test.txt", out / "test.txt")
     shutil.copy(data / "classes.json", out / "classes.json")
-    done.write_text(json.dumps({"key": key, "detector": det, "n_clips": len(clips),
+    atomic.write_text(done, json.dumps({"key": key, "detector": det, "n_clips": len(clips),
                                 "frames": sum(q["frames"] for q in quality),
                                 "frames_no_box": sum(q["no_box"] for q in quality),
                                 "mean_iou": float(np.mean(ious)) if ious else float("nan"),

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import cost, diagnose, explore, figures, leaks, stats, transfer
-from ..core import metrics, paths
+from ..core import atomic, lock, metrics, paths
 from ..core.errors import ParamError
 
 COST_COLUMNS = ["model", "params_m", "gflops", "cpu_latency_ms", "cpu_latency_p90_ms", "realtime", "headroom",
@@ -59,9 +59,15 @@ def find_runs(root: Path, k: int = 0) -> tuple[list[Path], list[dict]]:
         if bool(fold) != bool(k):
             continue
         if (run / "metrics.json").is_file() and (run / "test_scores.npz").is_file():
-            done.append(run)
-        elif (run / "error.json").is_file():
-            err = json.loads((run / "error.json").read_text())
+            bad = [f.name for f in (run / "metrics.json", run / "test_scores.npz") if not atomic.readable(f)]
+            if not bad:
+                done.append(run)
+                continue
+            print(f"[redo] {run}: {', '.join(bad)} cannot be read (a write was cut short): "
+                  "its training is not done; re-run it")
+            failed.append({"model": run.parent.name, "seed": seed, "fold": fold,
+                           "error": f"{', '.join(bad)} cannot be read: re-run the training"})
+        elif (err := atomic.read_json(run / "error.json")) is not None:
             failed.append({"model": run.parent.name, "seed": seed, "fold": fold, **err})
     return done, failed
 
@@ -107,7 +113,7 @@ def join_val(runs: list[Path]) -> dict | None:
     Folds' validation sets overlap (each is carved from the other folds), so a clip may come
     once per fold: the units are (fold, clip), the same for every model."""
     runs = sorted(runs, key=lambda r: paths.parse_run(r)[1])
-    if not all((r / "val_scores.npz").is_file() for r in runs):
+    if not all(atomic.readable(r / "val_scores.npz") for r in runs):
         return None
     parts = [load_scores(r, "val") for r in runs]
     return {"ids": np.concatenate([p["ids"] for p in parts]), "labels": np.concatenate([p["labels"] for p in parts]),
@@ -171,7 +177,15 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     """``e2e_models``: whose test accuracy is measured again on the detector's boxes (end_to_end):
     "recommended", "all", a list of models, or "none". ``order_blind``: the model blind to frame
     order by design (TSN averages its segments' scores) that every other model is tested against
-    on the order-only clips: what temporal modelling buys ("" for none)."""
+    on the order-only clips: what temporal modelling buys ("" for none). Under the results
+    folder's lock (a study's, or its own when run by hand)."""
+    with lock.hold(study, results_dir, what=f"evaluate {study} ({target})"):
+        return evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats, margin, alpha,
+                               e2e_models, order_blind)
+
+
+def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats, margin, alpha, e2e_models,
+                    order_blind) -> dict:
     check_order_blind(order_blind)
     root = paths.target_dir(study, target, results_dir)
     meta = json.loads((root / "data" / "classes.json").read_text())
@@ -206,12 +220,12 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
         confusions.setdefault(model, []).append(cm)
         if (group[0] / "log.csv").is_file():
             logs.setdefault(model, pd.read_csv(group[0] / "log.csv"))
-    pd.DataFrame(failed, columns=["model", "seed", "fold", "error", "notebook"]).to_csv(out / "failed.csv", index=False)
-    pd.DataFrame(fold_rows).to_csv(out / "folds.csv", index=False)
+    atomic.to_csv(pd.DataFrame(failed, columns=["model", "seed", "fold", "error", "notebook"]), out / "failed.csv", index=False)
+    atomic.to_csv(pd.DataFrame(fold_rows), out / "folds.csv", index=False)
     if not runs:
         raise RuntimeError(f"no finished run under {root / 'models'}; see {out / 'failed.csv'}")
     runs_df = pd.DataFrame(runs)
-    runs_df.to_csv(out / "runs.csv", index=False)
+    atomic.to_csv(runs_df, out / "runs.csv", index=False)
     summary = summarise(runs_df)
     summary.insert(1, "target", target)
     ci = {m: stats.bootstrap_ci(test.matrix(m)) for m in summary["model"]}
@@ -224,7 +238,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     det = detector_cost(study, results_dir, out)
     if det is not None:
         cost_df = cost.add_detector(cost_df, det, update_hz)
-        cost_df.to_csv(out / "cost.csv", index=False)
+        atomic.to_csv(cost_df, out / "cost.csv", index=False)
     summary = summary.merge(cost_df[[c for c in COST_COLUMNS + E2E_COLUMNS if c in cost_df]], on="model", how="left")
     run_params = {m: json.loads((r / "params.json").read_text()) for m, r in first_seed.items()
                   if (r / "params.json").is_file()}
@@ -232,29 +246,29 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     decisions["detector"] = det is not None
     decisions["leak_check"] = leak_check
     e2e_df = end_to_end(study, target, results_dir, decisions, first_seed, run_params, e2e_models, k)
-    e2e_df.to_csv(out / "e2e.csv", index=False)
-    (out / "decisions.json").write_text(json.dumps(decisions, indent=1, default=plain))
+    atomic.to_csv(e2e_df, out / "e2e.csv", index=False)
+    atomic.write_json(out / "decisions.json", decisions, indent=1, default=plain)
     claims = pd.DataFrame(decisions["claims"])
-    claims.to_csv(out / "claims.csv", index=False)
+    atomic.to_csv(claims, out / "claims.csv", index=False)
     transfer_df = transfer.compare(run_params, test.correct, transfer.records(first_seed), decisions["claims"])
-    transfer_df.to_csv(out / "transfer.csv", index=False)   # the columns alone when no two runs differ in init
+    atomic.to_csv(transfer_df, out / "transfer.csv", index=False)   # the columns alone when no two runs differ in init
     (out / "paired_tests.csv").unlink(missing_ok=True)   # an earlier evaluation's uncorrected table
-    summary.to_csv(out / "summary.csv", index=False)
-    summary.to_json(out / "summary.json", orient="records", indent=1)
+    atomic.to_csv(summary, out / "summary.csv", index=False)
+    atomic.write_text(out / "summary.json", summary.to_json(orient="records", indent=1))
     for model, cms in confusions.items():
         cm = sum(cms)
-        pd.DataFrame(cm, index=class_names, columns=class_names).to_csv(out / f"confusion_{model}.csv")
+        atomic.to_csv(pd.DataFrame(cm, index=class_names, columns=class_names), out / f"confusion_{model}.csv")
         per_class[model] = metrics.per_class_accuracy(cm)
     per_class_df = pd.DataFrame(per_class, index=class_names)
     per_class_df.index.name = "class"
-    per_class_df.to_csv(out / "per_class.csv")
+    atomic.to_csv(per_class_df, out / "per_class.csv")
     diagnosis = diagnose.table(logs) if logs else pd.DataFrame()
-    diagnosis.to_csv(out / "diagnosis.csv", index=False)
+    atomic.to_csv(diagnosis, out / "diagnosis.csv", index=False)
     best = decisions["best"]
     best_run = first_seed[best]
     confusions_df = explore.common_confusions(explore.predictions(study, best, paths.parse_run(best_run)[0], target, results_dir))
     confusions_df.insert(0, "model", best)
-    confusions_df.to_csv(out / "confusions.csv", index=False)
+    atomic.to_csv(confusions_df, out / "confusions.csv", index=False)
     figs = {
         "curves": figures.training_curves(logs, out / "curves.png") if logs else None,
         "confusion": figures.confusion(sum(confusions[best]), class_names,
@@ -513,7 +527,7 @@ def detector_cost(study: str, results_dir, out: Path) -> dict | None:
     det = {k: trained[k] for k in ("detector", "box_ap", "box_ap50", "box_ap75", "n_images", "img_size")}
     det["selection"] = trained.get("selection")   # None: a detector run from before it was recorded
     det.update(detector.measure(det_dir), source=str(det_dir / "metrics.json"))
-    (out / "detector.json").write_text(json.dumps(det, indent=1))
+    atomic.write_json(out / "detector.json", det, indent=1)
     return det
 
 

@@ -24,20 +24,48 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def record_checkpoint(path: str | Path) -> None:
-    """Note a checkpoint this study just wrote (its hash) as trusted for loading."""
+VALIDATED = "validated"   # a manifest line's mark: the checkpoint holds its epoch's validation (best so far)
+
+
+def record_checkpoint(path: str | Path, digest: str | None = None, name: str | None = None,
+                      mark: str = "") -> None:
+    """Note a checkpoint this study just wrote (its hash) as trusted for loading; `mark`
+    (VALIDATED) says that its epoch's validation is in it. One short appended line: a kill
+    while appending leaves a partial hash that matches no file."""
     path = Path(path)
     with open(path.parent / TRUST_FILE, "a") as f:
-        f.write(f"{sha256(path)}  {path.name}\n")
+        f.write(f"{digest or sha256(path)}  {name or path.name}{'  ' + mark if mark else ''}\n")
 
 
-def is_trusted(path: str | Path) -> bool:
+def is_trusted(path: str | Path, mark: str = "") -> bool:
+    """Whether this study wrote the file (its hash is in the manifest), with `mark` if given."""
     path = Path(path)
     manifest = path.parent / TRUST_FILE
     if not manifest.is_file():
         return False
-    known = {line.split()[0] for line in manifest.read_text().splitlines() if line.strip()}
-    return sha256(path) in known
+    known = {tuple(line.split()[:1] + line.split()[2:3]) for line in manifest.read_text().splitlines() if line.strip()}
+    digest = sha256(path)
+    return (digest, mark) in known if mark else any(k[0] == digest for k in known)
+
+
+def register_atomic_backend() -> None:
+    """mmengine's local file backend, writing whole or not at all (core.atomic): a checkpoint
+    save that a kill or a full disk cuts short leaves the previous file, never a truncated
+    .pth (mmengine writes it in place). put_text alike."""
+    from mmengine.fileio.backends import LocalBackend, register_backend
+
+    from ..core import atomic
+
+    class AtomicLocalBackend(LocalBackend):
+        def put(self, obj: bytes, filepath) -> None:
+            os.makedirs(os.path.dirname(os.path.abspath(filepath)), exist_ok=True)
+            atomic.write_bytes(filepath, obj)
+
+        def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
+            os.makedirs(os.path.dirname(os.path.abspath(filepath)), exist_ok=True)
+            atomic.write_text(filepath, obj, encoding=encoding)
+
+    register_backend("local", AtomicLocalBackend, force=True, prefixes="")
 
 
 def load_checkpoint_file(filename, map_location):

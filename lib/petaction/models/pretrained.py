@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..core import paths
+from ..core import atomic, paths
 
 SCRATCH, ZOO = "scratch", "zoo"
 TARGETS = ("action", "emotion")          # params.CHOICES["target"] (params imports this module)
@@ -398,7 +398,7 @@ def register() -> None:
                       f"fresh ({m['head']} {'loaded' if self.load_head else 're-initialised'}), "
                       f"{rec['unexpected']} not used", logger="current")
             if self.report and is_main_process():
-                Path(self.report).write_text(json.dumps(rec, indent=1))
+                atomic.write_json(self.report, rec, indent=1)
             return rec
 
         def _get_init_info(self):

@@ -11,6 +11,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..core import atomic
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Flags for a headless, offline, root-run Chromium (no background traffic on a closed network).
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -40,7 +42,7 @@ def to_html(notebook: Path, html: Path) -> Path:
     body, _ = exporter.from_notebook_node(nb)
     body = body.replace("</head>", PAGE_CSS + "</head>", 1)
     html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(body, encoding="utf-8")
+    atomic.write_text(html, body)
     return html
 
 

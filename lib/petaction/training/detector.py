@@ -23,7 +23,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 from ..models import mmconfig
-from ..core import paths
+from ..core import atomic, lock, paths
 from ..core.dicts import deep_merge
 
 METRICS_DOC = """metrics.json: {detector, profile, img_size, box_ap, box_ap50, box_ap75 (COCO box AP on
@@ -248,7 +248,12 @@ def out_dir(study: str, target: str = "action", results_dir=None) -> Path:
 def run(study: str = "default", target: str = "action", profile: str = "quick", results_dir=None,
         seed: int = 0, **over) -> dict:
     """Train the detector on the study's whole frames, keep the epoch of best validation box AP,
-    test it once, time it."""
+    test it once, time it (under the results folder's lock)."""
+    with lock.hold(study, results_dir, what=f"detector of {study}"):
+        return run_locked(study, target, profile, results_dir, seed, **over)
+
+
+def run_locked(study: str, target: str, profile: str, results_dir, seed: int, **over) -> dict:
     from . import detection, runfolder
     from .runner import train_then_test
     t0 = time.time()
@@ -262,7 +267,7 @@ def run(study: str = "default", target: str = "action", profile: str = "quick", 
     for split in ("train", "val", "test"):
         coco = coco_split(data, split, s["frames_per_clip"])
         n_images[split] = len(coco["images"])
-        (out / f"coco_{split}.json").write_text(json.dumps(coco))
+        atomic.write_json(out / f"coco_{split}.json", coco)
     cfg = build(s, data, out, seed)
     runfolder.start_run(out, cfg)
     runner, best, test, train_s = train_then_test(cfg, out, t0)   # best on val, tested once
@@ -273,7 +278,7 @@ def run(study: str = "default", target: str = "action", profile: str = "quick", 
                "best_checkpoint": best.name, "selection": chosen, "train_time_s": round(train_s, 1),
                **latency(runner.model, runner.test_dataloader.dataset),
                "wall_time_s": round(time.time() - t0, 1), "data_dir": str(data), "settings": s}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    atomic.write_json(out / "metrics.json", metrics, indent=1)
     return metrics
 
 

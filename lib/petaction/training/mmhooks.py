@@ -100,24 +100,26 @@ class TrustCheckpointsHook(Hook):
     def _carry_best_into_last(self, runner) -> None:
         """mmengine saves the epoch's (last) checkpoint before validating it, so that file lacks
         the validation's best score: a run resumed from it would forget the best so far and
-        could test a worse epoch. Copy the message hub (best_score, best_ckpt) into it, through a
-        temporary file whose hash is recorded before it replaces the old one (a kill leaves
-        either file whole)."""
-        import os
+        could test a worse epoch. Copy the message hub (best_score, best_ckpt) into it, its hash
+        recorded before it replaces the old file (core.atomic: a kill leaves either file whole),
+        marked VALIDATED: a run resumes only from such a file (runfolder.resume_or_clear)."""
+        import hashlib
+        import io
 
         import torch
 
-        from ..models.checkpoints import TRUST_FILE, is_trusted, sha256
+        from ..core import atomic
+        from ..models.checkpoints import VALIDATED, is_trusted, record_checkpoint
         last = runner.message_hub.get_info("last_ckpt")
         if not last or not Path(last).is_file() or not is_trusted(last):
             return
         ckpt = torch.load(last, map_location="cpu", weights_only=False)   # trusted: we wrote it
         ckpt["message_hub"] = runner.message_hub.state_dict()
-        tmp = Path(last).with_suffix(".tmp")
-        torch.save(ckpt, tmp)
-        with open(Path(last).parent / TRUST_FILE, "a") as f:
-            f.write(f"{sha256(tmp)}  {Path(last).name}\n")
-        os.replace(tmp, last)
+        buf = io.BytesIO()
+        torch.save(ckpt, buf)
+        data = buf.getvalue()
+        record_checkpoint(last, digest=hashlib.sha256(data).hexdigest(), mark=VALIDATED)
+        atomic.write_bytes(last, data)
         self._seen.add((last, Path(last).stat().st_mtime_ns))
 
 

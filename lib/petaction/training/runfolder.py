@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import paths, provenance
+from ..core import atomic, paths, provenance
 from ..models import checkpoints, pretrained
 
 
@@ -57,8 +57,8 @@ def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0, sp
     if not np.array_equal(labels, expected):
         raise RuntimeError(f"{split} predictions are not in {split}.txt order")
     ids = np.array([t[0] for t in clips])
-    np.savez(run / f"{split}_scores.npz", ids=ids, labels=labels, scores=scores, classes=np.array(class_names))
-    with open(run / f"{split}_scores.csv", "w", newline="", encoding="utf-8") as f:
+    atomic.savez(run / f"{split}_scores.npz", ids=ids, labels=labels, scores=scores, classes=np.array(class_names))
+    with atomic.open_atomic(run / f"{split}_scores.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "label", "pred", *class_names])
         for i, lab, s in zip(ids, labels, scores):
@@ -101,12 +101,16 @@ def attempt_key(p: dict, data: Path) -> str:
 
 def resume_or_clear(run: Path, key: str) -> bool:
     """Resume (True) only an unfinished attempt (no metrics.json) of the same settings and data
-    whose last checkpoint is one this study wrote; otherwise clear the old checkpoints, so a
-    re-run never selects or tests a stale one. mmengine itself resumes, from last_checkpoint."""
+    whose last checkpoint is one this study wrote, whole, with its epoch's validation in it
+    (mmhooks: a kill between an epoch's checkpoint and the end of its validation would resume
+    past an epoch never validated, which could then never be selected); otherwise clear the
+    old checkpoints, so a re-run never selects or tests a stale one. mmengine itself resumes,
+    from last_checkpoint."""
     last = run / "last_checkpoint"
     ckpt = Path(last.read_text().strip()) if last.is_file() else None
     same = (run / ATTEMPT).is_file() and (run / ATTEMPT).read_text().strip() == key
-    if same and not (run / "metrics.json").exists() and ckpt and ckpt.is_file() and checkpoints.is_trusted(ckpt):
+    if (same and not (run / "metrics.json").exists() and ckpt and ckpt.is_file()
+            and checkpoints.is_trusted(ckpt, mark=checkpoints.VALIDATED)):
         return True
     clear_checkpoints(run)
     return False
@@ -117,8 +121,8 @@ def start_run(out: Path, cfg, p: dict | None = None) -> None:
     provenance; an earlier metrics.json goes (its presence marks a finished run)."""
     cfg.dump(str(out / "config.py"))
     if p is not None:
-        (out / "params.json").write_text(json.dumps(p, indent=1))
-    (out / "provenance.json").write_text(json.dumps(provenance.collect(), indent=1))
+        atomic.write_json(out / "params.json", p, indent=1)
+    atomic.write_json(out / "provenance.json", provenance.collect(), indent=1)
     (out / "metrics.json").unlink(missing_ok=True)
     (out / BUDGET).unlink(missing_ok=True)
 
@@ -133,7 +137,7 @@ def write_budget(out: Path, steps: int, cpu_s: float) -> None:
     not assumed. A resumed run's CPU seconds cover its last attempt only."""
     from mmengine.dist import is_main_process
     if is_main_process():
-        (out / BUDGET).write_text(json.dumps({"train_steps": int(steps), "train_cpu_s": round(cpu_s, 1)}))
+        atomic.write_json(out / BUDGET, {"train_steps": int(steps), "train_cpu_s": round(cpu_s, 1)})
 
 
 INIT_FIELDS = ("init", "kind", "source", "loaded", "missing", "unexpected", "head_reinitialised")
@@ -152,7 +156,7 @@ def write_metrics(out: Path, p: dict, best: Path, test_metrics: dict, scores: di
                   train_s: float, t0: float, **extra) -> dict:
     """metrics.json, written last: its presence marks a finished run (evaluate, study, resume);
     the budget (budget.json) and the init record (init.json) merged in."""
-    budget = json.loads((out / BUDGET).read_text()) if (out / BUDGET).is_file() else {}
+    budget = atomic.read_json(out / BUDGET) or {}
     metrics = {
         "model": p["model"], "seed": p["seed"], "fold": p["fold"], "target": p["target"], "profile": p["profile"],
         "best_checkpoint": best.name, "best_epoch": checkpoint_epoch(best),
@@ -161,5 +165,5 @@ def write_metrics(out: Path, p: dict, best: Path, test_metrics: dict, scores: di
         "wall_time_s": round(time.time() - t0, 1), **budget, "init": init_record(out, p), "classes": class_names,
         **extra,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    atomic.write_json(out / "metrics.json", metrics, indent=1)
     return metrics

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import paths
+from ..core import atomic, lock, paths
 from ..models import mmconfig
 from . import launch, mmhooks  # noqa: F401  (mmhooks: the hooks a training config names)
 from .runfolder import (ATTEMPT, BUDGET, attempt_key, best_checkpoint, clear_checkpoints,  # noqa: F401  (train.X)
@@ -31,7 +31,13 @@ from .runner import score_val, train_then_test  # noqa: F401  (train.X: the Runn
 
 def run(p: dict, log=print) -> dict:
     """Train, select on val, test once. `p` is the output of params.resolve_train.
-    In this process, or through torchrun when nproc x nnodes > 1 (see launch)."""
+    In this process, or through torchrun when nproc x nnodes > 1 (see launch). Under the
+    results folder's lock (a study's, or its own when run by hand)."""
+    with lock.hold(p["study"], p["results_dir"] or None, what=f"train {p['model']} seed {p['seed']}", log=log):
+        return run_locked(p, log)
+
+
+def run_locked(p: dict, log=print) -> dict:
     if (p.get("model_cfg") or {}).get("type") == "FastRCNN":   # box-level: whole frames + RoI
         from . import detection
         return detection.run(p)
@@ -48,7 +54,7 @@ def run(p: dict, log=print) -> dict:
     if resume:
         log(f"resuming an interrupted training of the same settings from {(out / 'last_checkpoint').read_text()}")
     start_run(out, cfg, p)
-    (out / ATTEMPT).write_text(key)
+    atomic.write_text(out / ATTEMPT, key)
     if not launch.distributed(p):
         return fit(cfg, p, out, resume, t0)
     launch.run_torchrun(p, out, resume, log)
