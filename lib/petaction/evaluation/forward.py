@@ -89,15 +89,20 @@ class BoxForward(nn.Module):
             raise ValueError(f"{type(model).__name__} has no RoI head: a recogniser takes RecognizerForward")
         self.model = model
 
-    def forward(self, inputs: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    def box_logits(self, inputs: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """The box head's raw class scores (B, classes), before predict_by_feat's softmax (what
+        Grad-CAM differentiates), with the RoIs and image metas they were pooled with."""
         from mmdet.structures.bbox import bbox2roi
         feats = self.model.extract_feat(preprocess(self.model, inputs))
         rois = bbox2roi([b[None] for b in boxes])
         metas = [dict(img_shape=tuple(inputs.shape[-2:]))] * len(boxes)
-        head = self.model.roi_head
-        cls_scores = head._bbox_forward(feats, rois, metas)["cls_score"]
-        results = head.bbox_head.predict_by_feat(rois=rois.clone().split(1), cls_scores=cls_scores.split(1),
-                                                 batch_img_metas=metas)
+        return self.model.roi_head._bbox_forward(feats, rois, metas)["cls_score"], rois, metas
+
+    def forward(self, inputs: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        cls_scores, rois, metas = self.box_logits(inputs, boxes)
+        head = self.model.roi_head.bbox_head
+        results = head.predict_by_feat(rois=rois.clone().split(1), cls_scores=cls_scores.split(1),
+                                       batch_img_metas=metas)
         return torch.cat([r.scores for r in results])
 
 
