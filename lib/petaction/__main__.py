@@ -8,8 +8,12 @@
     python -m petaction infer VIDEO --run results/default/models/tsm/seed0 --out DIR [--stride 1] [--smooth 3]
     python -m petaction infer VIDEO --run results/default/models/tsm/seed0 --out DIR --online [--detect-every k]
     python -m petaction export --run results/default/models/tsm/seed0 [--out model.onnx]
+    python -m petaction tensorboard -f params/study.yaml [-p study NAME] [--port 6006]
 
-`-p KEY VALUE` values are read as YAML (numbers, lists, booleans), as papermill's -y would.
+`-p KEY VALUE` values are read as YAML (numbers, lists, booleans), as papermill's -y would. A
+dotted KEY reaches into a section, as mmengine's --cfg-options: `-p prepare.seed 7`, `-p train.lr
+0.002`, `-p finetune.zoo.lr_scale 0.2`; a mapping value merges key by key over what the layers below
+give (`-p prepare '{seed: 7}'` keeps the file's other prepare keys; `{_delete_: true, ...}` replaces).
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ import yaml
 
 
 def parse_pairs(pairs) -> dict:
-    return {k: yaml.safe_load(v) for k, v in (pairs or [])}
+    """The -p pairs as one nested dict: values read as YAML, dotted keys nested (core.dicts.from_dotted)."""
+    from .core.dicts import from_dotted
+    return from_dotted((k, yaml.safe_load(v)) for k, v in (pairs or []))
 
 
 def main(argv=None) -> int:

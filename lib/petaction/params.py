@@ -4,6 +4,8 @@ train:  base.yaml -> profiles/<profile>.yaml -> models/<model>.yaml (over its `_
         per_profile[<profile>] -> explicit overrides (papermill -p). A model named `<model>@<init>`
         (tsm@zoo) is the model file with that init; when init loads weights, the lr is the
         layered one times its `finetune` section's lr_scale (an explicit lr is kept as given).
+        An override that is a mapping (model_cfg, finetune ...) merges key by key like the
+        files do; `_delete_: true` in it replaces what is below instead.
 Papermill only warns about unknown parameters; these functions refuse them instead,
 naming the valid choices.
 
@@ -118,8 +120,9 @@ def resolve_train(overrides: dict) -> dict:
     if "finetune" in explicit:
         resolved["finetune"] = deep_merge(resolved["finetune"], overrides["finetune"])
     resolved = deep_merge(resolved, finetune_layer(resolved, base))
-    for k in explicit - {"init", "finetune"}:
-        resolved[k] = copy.deepcopy(overrides[k])
+    for k in explicit - {"init", "finetune"}:   # a mapping (model_cfg ...) merges key by key, as every layer
+        both = isinstance(overrides[k], dict) and isinstance(resolved.get(k), dict)
+        resolved[k] = deep_merge(resolved[k], overrides[k]) if both else copy.deepcopy(overrides[k])
     resolved["model"], resolved["profile"] = label, profile_name
     validate_train(resolved)
     scale = pretrained.finetune(resolved).get("lr_scale", 1.0)

@@ -54,7 +54,8 @@ KERNEL = "petaction"
 
 def load_study(path: Path | None, overrides: dict | None = None) -> dict:
     cfg = P.load_yaml(Path(path)) if path else {}
-    cfg.update(overrides or {})
+    # overrides merge as the params layers do: `prepare: {seed: 7}` keeps the file's other prepare keys
+    cfg = P.strip_delete(P.deep_merge(cfg, overrides or {}))
     P.check_keys(cfg, STUDY_DEFAULTS, str(path or "study parameters"))
     cfg = {**STUDY_DEFAULTS, **cfg}
     for where, models in (("models", cfg["models"]), *((f"target_models.{t}", m) for t, m in cfg["target_models"].items())):

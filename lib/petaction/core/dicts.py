@@ -37,3 +37,19 @@ def strip_delete(d):
     if isinstance(d, dict):
         return {k: strip_delete(v) for k, v in d.items() if k != "_delete_"}
     return d
+
+
+def from_dotted(pairs) -> dict:
+    """`(key, value)` pairs as one nested dict, as mmengine's `--cfg-options` reads them: a
+    dotted key `prepare.seed` is `{prepare: {seed: value}}`. The pairs merge in order with
+    deep_merge, so `prepare '{seed: 7}'` then `prepare.margin 0.1` sets both, and a later
+    value of the same key wins."""
+    out: dict = {}
+    for key, value in pairs:
+        parts = str(key).split(".")
+        if not all(parts):
+            raise ParamError(f"parameter name {key!r} has an empty part: write KEY or SECTION.KEY (prepare.seed)")
+        for part in reversed(parts):
+            value = {part: value}
+        out = deep_merge(out, value)
+    return out
