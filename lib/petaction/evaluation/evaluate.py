@@ -191,8 +191,8 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     failed += incomplete
     every_trial, groups = groups, trials.first_trial(groups) if n else groups   # trial 1: the prepared split
     # nothing is stated about a run whose chain (init sources, the e2e detector) saw its test clips
-    leak_check = leaks.check([r for g in every_trial.values() for r in g],
-                             leaks.detector_used(study, results_dir, e2e_models, k), [r for g in groups.values() for r in g])
+    leak_check = leaks.check([r for g in every_trial.values() for r in g], leaks.detector_used(
+        study, results_dir, e2e_models, k), detector_runs=[r for g in groups.values() for r in g])
     runs, fold_rows, per_class, logs, confusions = [], [], {}, {}, {}
     test, val = Scored(), Scored()
     for (model, seed), group in groups.items():
