@@ -36,6 +36,7 @@ val_ratio = 0.1
 test_ratio = 0.2
 group_by = ""
 folds = 0  # k of 2 or more: also k cross-validation folds
+trials = 0  # n of 1 or more: also n trial splits, trial t drawn with seed + t - 1
 seed = 0
 crop = True
 margin = 0.15

@@ -32,6 +32,7 @@ study = "default"
 target = "action"
 seed = 0
 fold = 0  # 0: the prepared split; i in 1..k: cross-validation fold i (prepare folds)
+trial = 0  # 0: the prepared split; t in 1..n: trial t's split (prepare trials)
 results_dir = ""
 # Layered settings: None takes the value from params/ (see params/base.yaml).
 img_size = None

@@ -112,3 +112,15 @@ def test_joint_strata_fall_back_for_rare_cells():
     rows = [dict(action="D", emotion=e, id=str(i)) for i, e in enumerate("uvw")]
     splits.joint_strata(rows)
     assert {r["stratum"] for r in rows} == {"D|*"}
+
+
+def test_every_trial_redraws_one_split_shared_by_both_targets(tmp_path):
+    data = prepare_both(tmp_path, "trials", trials=2)
+    for d in data.values():   # trial 1 is the prepared split; trial 2 another draw
+        assert all((d / f"{s}.trial1.txt").read_text() == (d / f"{s}.txt").read_text() for s in splits.SPLITS)
+        assert (d / "test.trial2.txt").read_text() != (d / "test.txt").read_text()
+    action = {r["id"]: r for r in read_csv(data["action"] / "clips.csv")}
+    for r in read_csv(data["emotion"] / "clips.csv"):
+        assert (r["split_trial1"], r["split_trial2"]) == (action[r["id"]]["split_trial1"], action[r["id"]]["split_trial2"])
+    with pytest.raises(ValueError, match="folds and trials both redraw the split"):
+        prepare.check_params({"folds": 2, "trials": 2})

@@ -58,3 +58,80 @@ def test_one_trial_matches_the_seed_machinery():
     a, b = trial_results([0.8], seed=6), trial_results([0.7], seed=7)
     c, ref = trials.compare(a, b), stats.paired_test(a[1][1], b[1][1])
     assert (c["a_only"], c["b_only"], c["diff"]) == (ref["a_only"], ref["b_only"], pytest.approx(ref["diff"]))
+
+
+def test_trials_go_alone():
+    from petaction import study
+    from petaction.core.errors import ParamError
+    with pytest.raises(ParamError, match="leave seeds out"):
+        study.load_study(None, {"trials": 3, "seeds": [0, 1]})
+    with pytest.raises(ParamError, match="folds and trials both redraw the split"):
+        study.load_study(None, {"trials": 3, "folds": 2})
+    with pytest.raises(ParamError, match="set trials at the study's top level"):
+        study.load_study(None, {"prepare": {"trials": 3}})
+    assert study.runs(study.load_study(None, {"trials": 3})) == [(0, 0, 1), (1, 0, 2), (2, 0, 3)]
+
+
+@pytest.mark.slow
+def test_study_with_three_trials(tmp_path):
+    """trials: 3 on the tiny profile: each model trains on each trial's own split with that trial's
+    seed; evaluate writes every model over its trials and the paired claims again over them."""
+    import json
+    import pandas as pd
+    from conftest import TINY_PREPARE
+    from petaction import study
+    from petaction.core import paths
+    from petaction.evaluation import leaks
+    cfg = study.load_study(None, {"study": "trialtest", "results_dir": str(tmp_path), "profile": "tiny",
+                                  "models": ["tsn", "tsm"], "trials": 3, "prepare": TINY_PREPARE,
+                                  "detector": False, "evaluate": {"cost_repeats": 2}})
+    log = []
+    try:
+        status = study.run(cfg, log=log.append)
+    finally:
+        for suffix in ("html", "pdf"):
+            (paths.REPO / "report" / f"trialtest.{suffix}").unlink(missing_ok=True)
+    assert [s["status"] for s in status] == ["done"] * 9, log   # prepare, 2 x 3 trainings, evaluate, report
+    root = tmp_path / "trialtest"
+    assert sorted(p.name for p in (root / "models" / "tsm").iterdir()) == ["seed0_trial1", "seed1_trial2", "seed2_trial3"]
+    tests = [leaks.list_ids(root / "data" / f"test.trial{t}.txt") for t in (1, 2, 3)]
+    assert tests[0] != tests[1] != tests[2]
+    for t, run in enumerate(("seed0_trial1", "seed1_trial2", "seed2_trial3")):
+        for m in ("tsn", "tsm"):
+            assert leaks.test_ids(root / "models" / m / run) == tests[t]
+    ev = root / "evaluation"
+    table = pd.read_csv(ev / "trials.csv").set_index("model")
+    for m in ("tsn", "tsm"):
+        top1 = [json.loads((root / "models" / m / r / "metrics.json").read_text())["test"]["top1"]
+                for r in ("seed0_trial1", "seed1_trial2", "seed2_trial3")]
+        assert table.loc[m, "n_trials"] == 3 and not table.loc[m, "single_network"]
+        assert table.loc[m, "top1_mean"] == pytest.approx(np.mean(top1), abs=1e-4)
+        assert table.loc[m, "top1_ci_low"] <= table.loc[m, "top1_mean"] <= table.loc[m, "top1_ci_high"]
+    d = json.loads((ev / "decisions.json").read_text())
+    assert d["leak_check"]["runs"] == 6
+    leader = next(c for c in d["trial_claims"] if c["kind"] == "leader")
+    assert leader["n_trials"] == 3 and leader["comparable"] and leader["p_holm"] >= leader["p_value"]
+    assert 0 <= leader["p_a_beats_b_ci_low"] <= leader["p_a_beats_b"] <= leader["p_a_beats_b_ci_high"] <= 1
+    assert len(pd.read_csv(ev / "trial_claims.csv")) == len(d["trial_claims"])
+    from petaction.reporting import report
+    text = " ".join(x for kind, x in report.sections(report.load("trialtest", str(tmp_path), "action")) if kind == "md")
+    assert "## Action: over trials" in text and f"{len(d['trial_claims'])} paired tests" in text
+
+
+def test_the_report_section_names_single_networks_and_claims_only_over_three_trials():
+    import pandas as pd
+    from petaction.reporting import overtrials
+    res = {"a": trial_results([0.9, 0.85, 0.9], seed=8), "b": trial_results([0.6, 0.62, 0.6], seed=9),
+           "c": trial_results([0.5], seed=10)}
+    res = {m: {t: (ids, c, np.zeros(len(ids), int)) for t, (ids, c) in r.items()} for m, r in res.items()}
+    claims = trials.claims(res, [{"kind": "leader", "a": "a", "b": "b"}, {"kind": "leader", "a": "c", "b": "a"},
+                                 {"kind": "baseline", "a": "a", "b": "majority"}], [])
+    assert [(c["a"], c["b"]) for c in claims] == [("a", "b"), ("c", "a")]   # baselines are not paired claims
+    assert claims[0]["p_holm"] >= claims[0]["p_value"] and claims[0]["winner"] == "a"
+    r = {"study": "s", "target": "action", "trials": trials.table(res), "decisions": {"trial_claims": claims}}
+    text = " ".join(x for _, x in overtrials.section(r))
+    assert "a beats b over the trials (P(a > b) across trials 1.00" in text
+    assert "c and a share 1 trial(s), fewer than three: single networks, no claim" in text
+    assert "c beats" not in text and "beats c" not in text
+    assert "single network" in overtrials.table(r["trials"]) and overtrials.section({**r, "trials": None}) == []
+    assert list(pd.DataFrame(claims)["kind"]) == ["leader", "leader"]

@@ -144,7 +144,7 @@ def finetune_layer(p: dict, base: dict) -> dict:
     return layer
 
 
-NOT_FINETUNED = {"model", "profile", "study", "target", "seed", "fold", "results_dir", "init", "finetune",
+NOT_FINETUNED = {"model", "profile", "study", "target", "seed", "fold", "trial", "results_dir", "init", "finetune",
                  "per_profile", "zoo", "mm_base", "sampling"}
 
 CHOICES = {"target": ("action", "emotion"), "sampling": ("segments", "clip"),
@@ -168,6 +168,10 @@ def validate_train(p: dict) -> None:
                          f"{p['img_size']}: the crop is cut out of the resized frame (got {p['resize']!r})")
     if not isinstance(p["fold"], int) or isinstance(p["fold"], bool) or p["fold"] < 0:
         raise ParamError(f"fold must be 0 (the prepared split) or a fold number 1..k (got {p['fold']!r})")
+    if not isinstance(p["trial"], int) or isinstance(p["trial"], bool) or p["trial"] < 0:
+        raise ParamError(f"trial must be 0 (the prepared split) or a trial number 1..n (got {p['trial']!r})")
+    if p["trial"] and p["fold"]:
+        raise ParamError("a run is on a fold or on a trial's split, not both: set fold or trial")
     try:
         init = pretrained.parse(p["init"])
     except pretrained.InitError as e:

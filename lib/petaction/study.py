@@ -37,6 +37,8 @@ STUDY_DEFAULTS = dict(
     models=["tsn", "tsm"],
     seeds=[0],
     folds=0,             # k >= 2: k-fold cross-validation (each clip tested once; metrics pooled over folds)
+    trials=0,            # n >= 1: n trials, trial t a split drawn with prepare seed + t - 1 and training seed
+                         #   t - 1 (docs/study.md); every model of a trial shares its split
     targets=["action"],  # action and/or emotion
     target_models={},    # per-target model subsets, e.g. {emotion: [tsn, tsm]} (default: models)
     target_train={},     # per-target train overrides over `train`, e.g. {emotion: {epochs: 8}}
@@ -68,6 +70,7 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
         raise P.ParamError("set folds at the study's top level (folds: k), not under prepare: "
                            "the trainings must know about the folds too")
     P.check_folds(cfg["folds"])
+    check_trials(cfg)
     P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
     for target, over in cfg["target_train"].items():
         if target not in P.CHOICES["target"]:   # a target the study does not run is ignored
@@ -81,6 +84,21 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
         raise P.ParamError(f"unknown target(s) {sorted(bad)}; valid: action, emotion")
     check_sources(cfg)
     return cfg
+
+
+def check_trials(cfg: dict) -> None:
+    """trials: n draws each trial's split and training seed itself, so it goes alone: without
+    folds, without a seeds list of its own, and not under prepare."""
+    from .data.splits import check_trials as valid
+    valid(cfg["trials"])
+    if "trials" in cfg["prepare"]:
+        raise P.ParamError("set trials at the study's top level (trials: n), not under prepare: "
+                           "the trainings must know about the trials too")
+    if cfg["trials"] and cfg["folds"]:
+        raise P.ParamError("folds and trials both redraw the split: choose one")
+    if cfg["trials"] and list(cfg["seeds"]) != STUDY_DEFAULTS["seeds"]:
+        raise P.ParamError(f"trials: {cfg['trials']} trains trial t with seed t - 1 (the seed is redrawn with the "
+                           f"split); leave seeds out (got seeds {cfg['seeds']})")
 
 
 def check_model_name(m: str, where: str) -> None:
@@ -100,9 +118,9 @@ def check_sources(cfg: dict) -> None:
     trains = {(t, m) for t in cfg["targets"] for m in models_for(cfg, t)}
     for target in cfg["targets"]:
         for model in models_for(cfg, target):
-            for seed, fold in ((s, f) for s in cfg["seeds"] for f in folds(cfg)):
+            for seed, fold, trial in runs(cfg):
                 try:
-                    p = P.resolve_train(step_params(cfg, target, model, seed, fold))
+                    p = P.resolve_train(step_params(cfg, target, model, seed, fold, trial))
                 except P.ParamError:
                     continue   # the training itself will fail with this message
                 run = pretrained.source_run(p)
@@ -231,7 +249,8 @@ def prepare_target(cfg: dict, target: str, force: bool, log) -> dict:
     root = paths.target_dir(cfg["study"], target, cfg["results_dir"] or None)
     prep = Step(f"prepare ({target})", "prepare", root / "data" / "prepare.ipynb",
                 {**common_params(cfg, target), "data_root": cfg["data_root"], **cfg["prepare"],
-                 **({"folds": cfg["folds"]} if cfg["folds"] else {})},
+                 **({"folds": cfg["folds"]} if cfg["folds"] else {}),
+                 **({"trials": cfg["trials"]} if cfg["trials"] else {})},
                 source_digest(cfg["data_root"]), root / "data" / "classes.json")
     status = prep.run(force, log)
     if status["status"] == "failed":
@@ -243,9 +262,10 @@ def common_params(cfg: dict, target: str) -> dict:
     return dict(study=cfg["study"], results_dir=cfg["results_dir"], target=target)
 
 
-def data_inputs(cfg: dict, target: str, fold: int = 0) -> str:
+def data_inputs(cfg: dict, target: str, fold: int = 0, trial: int = 0) -> str:
     from .training.train import data_lists
-    return files_digest(data_lists(paths.target_dir(cfg["study"], target, cfg["results_dir"] or None) / "data", fold))
+    return files_digest(data_lists(paths.target_dir(cfg["study"], target, cfg["results_dir"] or None) / "data",
+                                   fold, trial))
 
 
 def folds(cfg: dict) -> list[int]:
@@ -253,10 +273,19 @@ def folds(cfg: dict) -> list[int]:
     return list(range(1, cfg["folds"] + 1)) if cfg["folds"] else [0]
 
 
-def step_params(cfg: dict, target: str, model: str, seed: int, fold: int) -> dict:
+def runs(cfg: dict) -> list[tuple[int, int, int]]:
+    """(seed, fold, trial) of every training of a model: each seed on each fold (fold 0: the
+    prepared split), or with trials: n, trial t (1..n) with seed t - 1 on its own split."""
+    if cfg["trials"]:
+        return [(t - 1, 0, t) for t in range(1, cfg["trials"] + 1)]
+    return [(s, f, 0) for s in cfg["seeds"] for f in folds(cfg)]
+
+
+def step_params(cfg: dict, target: str, model: str, seed: int, fold: int, trial: int = 0) -> dict:
     """The train notebook's parameters for one training of the study."""
     return {**common_params(cfg, target), "model": model, "seed": seed, "profile": cfg["profile"],
-            **({"fold": fold} if fold else {}), **cfg["train"], **cfg["target_train"].get(target, {})}
+            **({"fold": fold} if fold else {}), **({"trial": trial} if trial else {}),
+            **cfg["train"], **cfg["target_train"].get(target, {})}
 
 
 def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
@@ -266,9 +295,9 @@ def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
     gpus = schedule.resolve_gpus(cfg["gpus"])
     ddp = {"nproc": len(gpus)} if cfg["strategy"] == "ddp" and len(gpus) > 1 else {}
     steps, resolved, trained = [], [], []
-    for model, seed, fold in ((m, s, f) for m in models_for(cfg, target) for s in cfg["seeds"] for f in folds(cfg)):
-        run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None, fold)
-        nb_params = {**step_params(cfg, target, model, seed, fold), **ddp}
+    for model, (seed, fold, trial) in ((m, r) for m in models_for(cfg, target) for r in runs(cfg)):
+        run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None, fold, trial)
+        nb_params = {**step_params(cfg, target, model, seed, fold, trial), **ddp}
         # the stamp holds the settings as resolved from params/ files, so an edited
         # profile or model file re-runs the training that depends on it
         try:
@@ -277,10 +306,11 @@ def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
         except P.ParamError as e:
             resolved.append(None)
             key = f"unresolvable: {e}"   # the notebook will fail with this message
-        name = f"train {model} seed {seed}" + (f" fold {fold}" if fold else "") + f" ({target})"
+        name = (f"train {model} seed {seed}" + (f" fold {fold}" if fold else "") + (f" trial {trial}" if trial else "")
+                + f" ({target})")
         source = pretrained.source_run(resolved[-1]) if resolved[-1] else None
         steps.append(Step(name, "train", run_dir / "train.ipynb", nb_params,
-                          data_inputs(cfg, target, fold) + key, run_dir / "metrics.json",
+                          data_inputs(cfg, target, fold, trial) + key, run_dir / "metrics.json",
                           after=source / "metrics.json" if source else None,
                           trusts=(run_dir / "test_scores.npz", run_dir / "val_scores.npz")))
         trained += [run_dir / "metrics.json", run_dir / "test_scores.npz"]

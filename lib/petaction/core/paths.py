@@ -34,17 +34,18 @@ def target_dir(study: str, target: str = "action", results_dir=None) -> Path:
     return d if target == "action" else d / target
 
 
-def run_dir(study: str, model: str, seed: int, target: str = "action", results_dir=None, fold: int = 0) -> Path:
-    """<target dir>/models/<model>/seed<k> (the prepared split) or .../seed<k>_fold<i> (fold i
-    of a k-fold cross-validation)."""
-    return target_dir(study, target, results_dir) / "models" / model / run_name(seed, fold)
+def run_dir(study: str, model: str, seed: int, target: str = "action", results_dir=None, fold: int = 0,
+            trial: int = 0) -> Path:
+    """<target dir>/models/<model>/seed<k> (the prepared split), .../seed<k>_fold<i> (fold i
+    of a k-fold cross-validation) or .../seed<k>_trial<t> (trial t: its own split draw)."""
+    return target_dir(study, target, results_dir) / "models" / model / run_name(seed, fold, trial)
 
 
-RUN_NAME = re.compile(r"^seed(\d+)(?:_fold(\d+))?$")
+RUN_NAME = re.compile(r"^seed(\d+)(?:_fold(\d+))?(?:_trial(\d+))?$")
 
 
-def run_name(seed: int, fold: int = 0) -> str:
-    return f"seed{seed}" + (f"_fold{fold}" if fold else "")
+def run_name(seed: int, fold: int = 0, trial: int = 0) -> str:
+    return f"seed{seed}" + (f"_fold{fold}" if fold else "") + (f"_trial{trial}" if trial else "")
 
 
 def parse_run(run: Path) -> tuple[int, int]:
@@ -55,6 +56,15 @@ def parse_run(run: Path) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2) or 0)
 
 
-def split_file(split: str, fold: int = 0) -> str:
-    """The clip list of a split: train.txt, or train.fold<i>.txt for cross-validation fold i."""
-    return f"{split}.fold{fold}.txt" if fold else f"{split}.txt"
+def run_trial(run: Path) -> int:
+    """The trial of a run folder (seed<k>_trial<t>); 0: a run on the prepared split or a fold."""
+    m = RUN_NAME.match(Path(run).name)
+    if not m:
+        raise ValueError(f"{run} is not a run folder (seed<k>, seed<k>_fold<i> or seed<k>_trial<t>)")
+    return int(m.group(3) or 0)
+
+
+def split_file(split: str, fold: int = 0, trial: int = 0) -> str:
+    """The clip list of a split: train.txt, train.fold<i>.txt for cross-validation fold i, or
+    train.trial<t>.txt for trial t (its own split draw)."""
+    return f"{split}.fold{fold}.txt" if fold else f"{split}.trial{trial}.txt" if trial else f"{split}.txt"

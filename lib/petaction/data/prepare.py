@@ -45,6 +45,7 @@ DEFAULTS = dict(
     train_ratio=0.7, val_ratio=0.1, test_ratio=0.2,
     group_by="",             # dotted label key, e.g. "metadata.animal.breed": a group never straddles splits
     folds=0,                 # k >= 2: also k cross-validation folds (<split>.fold<i>.txt; small datasets)
+    trials=0,                # n >= 1: also n trial splits (<split>.trial<t>.txt), trial t drawn with seed + t - 1
     seed=0,
     crop=True,               # crop to the pet box (False: whole frame, boxes transformed)
     margin=0.15,             # crop margin, as a share of the box's long side, per side
@@ -81,8 +82,12 @@ def check_params(p: dict) -> dict:
         raise ValueError("train_ratio + val_ratio + test_ratio must add up to 1")
     if p["train_ratio"] <= 0 or min(p["val_ratio"], p["test_ratio"]) < 0:
         raise ValueError("train_ratio must be above 0, and val_ratio and test_ratio 0 or more")
-    from .splits import check_folds
+    from .splits import check_folds, check_trials
     check_folds(p["folds"])
+    check_trials(p["trials"])
+    if p["folds"] and p["trials"]:
+        raise ValueError("folds and trials both redraw the split: choose one (folds: every clip tested once; "
+                         "trials: whole new splits, each with its own training seed)")
     return p
 
 
@@ -283,6 +288,7 @@ def split_target(rows: list[dict], out: Path, p: dict, rejected: list[Rejected])
     splits.assign(rows, p)
     if p["folds"]:
         splits.assign_folds(rows, p, p["folds"])
+    splits.assign_trials(rows, p, p["trials"])
     drop_rows(out, [(r, r["unlabelled"]) for r in rows if r["unlabelled"]], rejected)
     rows = [r for r in rows if not r.pop("unlabelled")]
     rows, capped = splits.cap_per_class(rows, p["max_per_class"], p["seed"])
@@ -290,12 +296,13 @@ def split_target(rows: list[dict], out: Path, p: dict, rejected: list[Rejected])
     return rows
 
 
-def write_lists(out: Path, rows: list[dict], folds: int) -> None:
-    """mmaction2 rawframe lists ("dir total_frames label") of the split and of each fold."""
-    for fold in range(folds + 1):   # 0: the prepared split; 1..k: the folds
-        key = f"split_fold{fold}" if fold else "split"
+def write_lists(out: Path, rows: list[dict], folds: int, trials: int = 0) -> None:
+    """mmaction2 rawframe lists ("dir total_frames label") of the split, each fold and each trial."""
+    sets = [(0, 0, "split")] + [(k, 0, f"split_fold{k}") for k in range(1, folds + 1)] \
+        + [(0, t, f"split_trial{t}") for t in range(1, trials + 1)]
+    for fold, trial, key in sets:
         for split in splits.SPLITS:
-            with atomic.open_atomic(out / paths.split_file(split, fold)) as f:
+            with atomic.open_atomic(out / paths.split_file(split, fold, trial)) as f:
                 for r in rows:
                     if r[key] == split:
                         f.write(f"{r['id']} {r['frames']} {r['label_index']}\n")
@@ -342,7 +349,7 @@ def prepare_locked(study: str, results_dir, folder: str, **params) -> dict:
         r["label_index"] = index[r["label"]]
     rows.sort(key=lambda r: r["id"])
     write_csv(out / "clips.csv", rows, list(rows[0].keys()))
-    write_lists(out, rows, p["folds"])
+    write_lists(out, rows, p["folds"], p["trials"])
     order_only = []
     if not p["data_root"] and p["target"] == "action":
         from . import synth

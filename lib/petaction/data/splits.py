@@ -216,14 +216,14 @@ def _official_side(r: dict) -> str:
     return "test" if r["official_split"] == "Validation" else "train"
 
 
-def assign(rows: list[dict], p: dict) -> None:
-    """Set row['split'] in place. Policies: 'stratified' (carve in the ratios per class; with
+def assign(rows: list[dict], p: dict, key: str = "split") -> None:
+    """Set row[key] (row['split'] unless told) in place. Policies: 'stratified' (carve in the ratios per class; with
     group_by, whole groups) or 'official' (Validation folder -> test; val carved from Training
     in the ratio train_ratio : val_ratio, whole groups with group_by: run official_conflicts
     first, since a group on both official sides cannot stay whole)."""
     ratios = (p["train_ratio"], p["val_ratio"], p["test_ratio"])
     if p["split_policy"] != "official":
-        carve(rows, ratios, p["seed"], "split", p)
+        carve(rows, ratios, p["seed"], key, p)
         return
     if p["group_by"] and straddling([{**r, "side": _official_side(r)} for r in rows], "side", p):
         raise ValueError("a group_by group has clips in both Training and Validation: "
@@ -231,9 +231,9 @@ def assign(rows: list[dict], p: dict) -> None:
     train_side = [r for r in rows if _official_side(r) == "train"]
     for r in rows:
         if _official_side(r) == "test":
-            r["split"] = "test"
+            r[key] = "test"
     share = p["val_ratio"] / (p["train_ratio"] + p["val_ratio"])
-    carve(train_side, (1 - share, share, 0.0), p["seed"], "split", p)
+    carve(train_side, (1 - share, share, 0.0), p["seed"], key, p)
 
 
 def assign_folds(rows: list[dict], p: dict, k: int) -> None:
@@ -272,6 +272,20 @@ def count_table(rows: list[dict], class_names: list[str]) -> list[dict]:
     c = Counter((r["label"], r["split"]) for r in rows)
     return [dict(label=k, train=c[k, "train"], val=c[k, "val"], test=c[k, "test"],
                  total=c[k, "train"] + c[k, "val"] + c[k, "test"]) for k in class_names]
+
+
+def assign_trials(rows: list[dict], p: dict, n: int) -> None:
+    """Set row['split_trial<t>'] for t in 1..n in place: trial t's split is the one assign
+    draws with seed p['seed'] + t - 1 (same policy, strata and groups), so trial 1's is the
+    prepared split and every trial redraws which clips train, select and test."""
+    for t in range(1, n + 1):
+        assign(rows, {**p, "seed": p["seed"] + t - 1}, key=f"split_trial{t}")
+
+
+def check_trials(n) -> None:
+    """A trial count (study `trials`, prepare `trials`): 0 (off) or a whole number >= 1."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ParamError(f"trials must be 0 (off: the prepared split) or a whole number >= 1 (got {n!r})")
 
 
 def check_folds(k) -> None:

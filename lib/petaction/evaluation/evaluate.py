@@ -15,6 +15,10 @@ validation; every claim with its test and Holm-corrected p-value), claims.csv (t
 claims as a table), transfer.csv (runs that differ only in init, paired: transfer.py) and
 e2e.csv (the recommended model's test top-1 with the pet detector's boxes instead of the
 labelled ones, paired: e2e.py). The report renders decisions.json and decides nothing itself.
+With trials prepared (study `trials: n`), the files above are trial 1's (the prepared split),
+and trials.csv (each model over its trials) and trial_claims.csv (every paired claim again over
+the trials, trials.py) are added. Before anything is stated, leaks.check refuses a run whose
+dependency chain (its init sources, the e2e detector) trained or selected on its test clips.
 
 Selection uses the validation split only (each run's val_scores.npz: the selected
 checkpoint's per-clip validation scores; log.csv's best validation top-1 where a run has
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, diagnose, explore, figures, leaks, stats, transfer
+from . import cost, diagnose, explore, figures, leaks, stats, transfer, trials
 from ..core import atomic, lock, metrics, paths
 from ..core.errors import ParamError
 
@@ -47,16 +51,17 @@ ALPHA = 0.05
 MARGIN = 0.02   # non-inferiority margin of a faster model's top-1 (2 points), on validation
 
 
-def find_runs(root: Path, k: int = 0) -> tuple[list[Path], list[dict]]:
+def find_runs(root: Path, k: int = 0, n: int = 0) -> tuple[list[Path], list[dict]]:
     """Finished runs (with metrics.json and test scores) and failed ones (with error.json):
-    the runs on the prepared split, or with k folds prepared, the fold runs."""
+    the runs on the prepared split, or with k folds prepared, the fold runs, or with n trials
+    prepared, the trial runs."""
     done, failed = [], []
     for run in sorted((root / "models").glob("*/seed*")):
         try:
             seed, fold = paths.parse_run(run)
         except ValueError:
             continue
-        if bool(fold) != bool(k):
+        if bool(fold) != bool(k) or bool(paths.run_trial(run)) != bool(n):
             continue
         if (run / "metrics.json").is_file() and (run / "test_scores.npz").is_file():
             bad = [f.name for f in (run / "metrics.json", run / "test_scores.npz") if not atomic.readable(f)]
@@ -192,15 +197,16 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
     class_names, order_only = meta["classes"], [meta["classes"].index(c) for c in meta["order_only"]]
     out = root / "evaluation"
     out.mkdir(parents=True, exist_ok=True)
-    k = n_folds(root)
-    done, failed = find_runs(root, k)
+    k, n = n_folds(root), trials.n_trials(root)
+    done, failed = find_runs(root, k, n)
     if models:
         done = [r for r in done if r.parent.name in models]
     groups, incomplete = pooled(done, k)
     failed += incomplete
+    every_trial, groups = groups, trials.first_trial(groups) if n else groups   # trial 1: the prepared split
     # nothing is stated about a run whose chain (init sources, the e2e detector) saw its test clips
-    leak_check = leaks.check([r for g in groups.values() for r in g],
-                             leaks.detector_used(study, results_dir, e2e_models, k))
+    leak_check = leaks.check([r for g in every_trial.values() for r in g], leaks.detector_used(
+        study, results_dir, e2e_models, k), detector_runs=[r for g in groups.values() for r in g])
     runs, fold_rows, per_class, logs, confusions = [], [], {}, {}, {}
     test, val = Scored(), Scored()
     for (model, seed), group in groups.items():
@@ -247,9 +253,14 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
     decisions["leak_check"] = leak_check
     e2e_df = end_to_end(study, target, results_dir, decisions, first_seed, run_params, e2e_models, k)
     atomic.to_csv(e2e_df, out / "e2e.csv", index=False)
-    atomic.write_json(out / "decisions.json", decisions, indent=1, default=plain)
     claims = pd.DataFrame(decisions["claims"])
     atomic.to_csv(claims, out / "claims.csv", index=False)
+    if n:   # every model over its trials, and every paired claim again over the trials (trials.py)
+        res = trials.results(every_trial, load_scores)
+        atomic.to_csv(trials.table(res, alpha), out / "trials.csv", index=False)
+        decisions["trial_claims"] = trials.claims(res, decisions["claims"], oo_index(class_names, meta), alpha)
+        atomic.to_csv(pd.DataFrame(decisions["trial_claims"]), out / "trial_claims.csv", index=False)
+    atomic.write_json(out / "decisions.json", decisions, indent=1, default=plain)
     transfer_df = transfer.compare(run_params, test.correct, transfer.records(first_seed), decisions["claims"])
     atomic.to_csv(transfer_df, out / "transfer.csv", index=False)   # the columns alone when no two runs differ in init
     (out / "paired_tests.csv").unlink(missing_ok=True)   # an earlier evaluation's uncorrected table
@@ -266,7 +277,8 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
     atomic.to_csv(diagnosis, out / "diagnosis.csv", index=False)
     best = decisions["best"]
     best_run = first_seed[best]
-    confusions_df = explore.common_confusions(explore.predictions(study, best, paths.parse_run(best_run)[0], target, results_dir))
+    confusions_df = explore.common_confusions(explore.predictions(study, best, paths.parse_run(best_run)[0], target,
+                                                                  results_dir, paths.run_trial(best_run)))
     confusions_df.insert(0, "model", best)
     atomic.to_csv(confusions_df, out / "confusions.csv", index=False)
     figs = {
@@ -282,6 +294,10 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
     return {"summary": summary, "runs": runs_df, "folds": pd.DataFrame(fold_rows), "paired": claims,
             "claims": claims, "decisions": decisions, "failed": pd.DataFrame(failed), "per_class": per_class_df,
             "diagnosis": diagnosis, "cost": cost_df, "transfer": transfer_df, "e2e": e2e_df, "best": best, "figures": figs, "dir": out}
+
+
+def oo_index(class_names: list[str], meta: dict) -> list[int]:
+    return [class_names.index(c) for c in meta["order_only"]]
 
 
 def plain(x):

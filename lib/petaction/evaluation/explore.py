@@ -92,10 +92,12 @@ def best_model(study: str = "default", target: str = "action", results_dir=None)
     return str(json.loads(path.read_text())["best"])
 
 
-def predictions(study: str, model: str, seed: int = 0, target: str = "action", results_dir=None) -> pd.DataFrame:
+def predictions(study: str, model: str, seed: int = 0, target: str = "action", results_dir=None,
+                trial: int = 0) -> pd.DataFrame:
     """A run's test clips: true and predicted class, the predicted class's score, correct or not.
-    With cross-validation folds (seed<k>_fold<i>), every fold's test clips: each clip once."""
-    run = paths.run_dir(study, model, seed, target, results_dir)
+    With cross-validation folds (seed<k>_fold<i>), every fold's test clips: each clip once;
+    ``trial``: the run of that trial (seed<k>_trial<t>)."""
+    run = paths.run_dir(study, model, seed, target, results_dir, trial=trial)
     runs = [run] if run.is_dir() else sorted(run.parent.glob(f"{run.name}_fold*"))
     if not runs or not all((r / "test_scores.csv").is_file() for r in runs):
         raise FileNotFoundError(f"{run} has no test_scores.csv: train {model} (seed {seed}) first")

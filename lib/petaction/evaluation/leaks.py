@@ -40,9 +40,9 @@ def seen_by_run(run: Path, chain: tuple = ()) -> list[tuple[str, set[str]]]:
     """[(where, clip ids)] that `run` and every run it started from trained or selected on."""
     p = run_params(run)
     data = paths.target_dir(p["study"], p["target"], p["results_dir"] or None) / "data"
-    fold = int(p.get("fold", 0))
-    seen = [(f"{run} ({split} of {data.name}/{paths.split_file(split, fold)} of the {p['target']} target)",
-             list_ids(data / paths.split_file(split, fold))) for split in SEEN_SPLITS]
+    fold, trial = int(p.get("fold", 0)), int(p.get("trial", 0))
+    seen = [(f"{run} ({split} of {data.name}/{paths.split_file(split, fold, trial)} of the {p['target']} target)",
+             list_ids(data / paths.split_file(split, fold, trial))) for split in SEEN_SPLITS]
     source = pretrained.source_run(p)
     if source is not None:
         if source in chain:   # the study refuses such loops; here only never to recurse forever
@@ -65,16 +65,18 @@ def test_ids(run: Path) -> set[str]:
     return {str(i) for i in np.load(run / "test_scores.npz")["ids"]}
 
 
-def check(runs: list[Path], detector_dir: Path | None = None) -> dict:
+def check(runs: list[Path], detector_dir: Path | None = None, detector_runs: list[Path] | None = None) -> dict:
     """Refuse (LeakError) when any run's test clips appear in its dependency chain: its own
     and its init sources' train and val lists, and with ``detector_dir`` (the detector the
-    end-to-end accuracy uses) the detector's train and val frames. Returns what was checked:
-    {runs, chain_links (the (where) entries checked, over all runs), detector}."""
+    end-to-end accuracy uses) the detector's train and val frames, for ``detector_runs`` (the
+    runs whose test clips the detector's boxes are measured on; default: every run). Returns
+    what was checked: {runs, chain_links (the (where) entries checked, over all runs), detector}."""
     det = seen_by_detector(detector_dir) if detector_dir is not None else []
+    on_det = set(runs if detector_runs is None else detector_runs)
     links = 0
     for run in runs:
         tested, leaked, places = test_ids(run), set(), []
-        for where, ids in seen_by_run(run) + det:
+        for where, ids in seen_by_run(run) + (det if run in on_det else []):
             links += 1
             overlap = tested & ids
             if overlap:

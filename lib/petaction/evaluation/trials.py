@@ -15,9 +15,13 @@ differ, so the nested resampling (trials, then clips within each) is written out
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 from statsmodels.stats.contingency_tables import StratifiedTable
 
+from ..core import paths
 from . import stats
 
 MIN_TRIALS = 3        # fewer: "single networks", never the subject of a comparison claim
@@ -109,3 +113,71 @@ def compare(a: dict, b: dict, alpha: float = 0.05, n_resamples: int = N_RESAMPLE
             "p_a_beats_b": p_outperforms(diffs), "p_a_beats_b_ci_low": float(lo), "p_a_beats_b_ci_high": float(hi),
             "direction": "a" if diff > 0 else "b" if diff < 0 else None,
             "comparable": len(pairs) >= MIN_TRIALS}
+
+
+# ---- the evaluation's trial tables ----
+
+PAIR_KINDS = ("leader", "balance", "init", "order_only", "order_blind")   # evaluate.decide's paired claims
+ON_ORDER_ONLY = ("order_only", "order_blind")
+
+
+def n_trials(root: Path) -> int:
+    """n when the target's prepared data holds n trial splits (prepare trials: n), else 0."""
+    info = root / "data" / "prepare.json"
+    import json
+    return int(json.loads(info.read_text())["params"].get("trials", 0)) if info.is_file() else 0
+
+
+def first_trial(groups: dict) -> dict:
+    """The groups ({(model, seed): [run]}) of trial 1, whose split is the prepared one: what the
+    per-split evaluation (selection, cost, the e2e detector's split) reads when a study has trials."""
+    return {key: runs for key, runs in groups.items() if paths.run_trial(runs[0]) == 1}
+
+
+def results(groups: dict, load) -> dict:
+    """{model: {trial: (ids, correct, labels)}} from every trial's test scores (``load``: evaluate.load_scores)."""
+    out = {}
+    for (model, _seed), runs in groups.items():
+        s = load(runs[0])
+        out.setdefault(model, {})[paths.run_trial(runs[0])] = (s["ids"], s["scores"].argmax(1) == s["labels"],
+                                                               s["labels"])
+    return out
+
+
+def restrict(per_trial: dict, keep_labels=None) -> dict:
+    """{trial: (ids, correct)}, only the clips whose label is in ``keep_labels`` when given."""
+    out = {}
+    for t, (ids, c, labels) in per_trial.items():
+        m = np.ones(len(ids), bool) if keep_labels is None else np.isin(labels, keep_labels)
+        out[t] = (np.asarray(ids)[m], np.asarray(c)[m])
+    return out
+
+
+def table(res: dict, alpha: float = 0.05) -> pd.DataFrame:
+    """trials.csv: one row per model, its top-1 over trials (summary) and each trial's."""
+    rows = []
+    for model, per_trial in res.items():
+        r = restrict(per_trial)
+        rows.append({"model": model, **summary(r, alpha),
+                     "per_trial_top1": " ".join(f"{v:.4f}" for v in per_trial_top1(r).values())})
+    return pd.DataFrame(rows)
+
+
+def claims(res: dict, pair_claims: list[dict], order_only_idx: list[int], alpha: float = 0.05) -> list[dict]:
+    """Every paired claim of the per-split family (evaluate.decide) tested again over the trials
+    both models ran, on the same clips (the order-only ones for those kinds), Holm-corrected over
+    this family: {kind, a, b, ...compare(), p_holm, significant, winner (in the direction observed)}."""
+    out = []
+    for c in pair_claims:
+        if c["kind"] not in PAIR_KINDS or c["a"] not in res or c["b"] not in res:
+            continue
+        keep = order_only_idx if c["kind"] in ON_ORDER_ONLY else None
+        cmp = compare(restrict(res[c["a"]], keep), restrict(res[c["b"]], keep), alpha)
+        if cmp is not None and cmp["n_clips"]:
+            out.append({"kind": c["kind"], "a": c["a"], "b": c["b"], **cmp})
+    for c, p in zip(out, stats.holm([c["p_value"] for c in out], alpha)):
+        c["p_holm"] = float(p)
+        c["significant"] = bool(p < alpha)
+        c["winner"] = (c["a"] if c["direction"] == "a" else c["b"]) if c["significant"] and c["direction"] else None
+        c["per_trial_diff"] = " ".join(f"{d:.4f}" for d in c["per_trial_diff"])
+    return out

@@ -65,7 +65,7 @@ def pipelines(p: dict) -> tuple[list, list]:
 
 def loader(p: dict, data_dir: Path, split: str, pipeline: list, train: bool, classes=None) -> dict:
     workers = p["num_workers"]
-    dataset = dict(type="RawframeDataset", ann_file=str(data_dir / paths.split_file(split, p.get("fold", 0))),
+    dataset = dict(type="RawframeDataset", ann_file=str(data_dir / paths.split_file(split, p.get("fold", 0), p.get("trial", 0))),
                    data_prefix=dict(img=str(data_dir / "frames")), filename_tmpl=FILENAME_TMPL,
                    pipeline=pipeline, test_mode=not train)
     sampler = dict(type="DefaultSampler", shuffle=train)

@@ -169,12 +169,12 @@ def fetch(url: str, what: str) -> Path:
 # ---- resolving an init to a checkpoint ----
 
 def source_run(p: dict) -> Path | None:
-    """The run folder an init `<target>[:<model>]` names (same study, seed and fold), else None."""
+    """The run folder an init `<target>[:<model>]` names (same study, seed, fold and trial), else None."""
     i = parse(p.get("init", SCRATCH))
     if i.kind != "run":
         return None
     model = i.model or split_label(p["model"])[0]
-    return paths.run_dir(p["study"], model, p["seed"], i.target, p["results_dir"] or None, p["fold"])
+    return paths.run_dir(p["study"], model, p["seed"], i.target, p["results_dir"] or None, p["fold"], p.get("trial", 0))
 
 
 def resolve(p: dict) -> dict:
@@ -190,7 +190,8 @@ def resolve(p: dict) -> dict:
                 "classes": None}
     if i.kind == "run":
         run = source_run(p)
-        own = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"])
+        own = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"],
+                            p.get("trial", 0))
         if run == own:
             raise InitError(f"init {i.value!r} names this run itself ({own})")
         metrics = run / "metrics.json"

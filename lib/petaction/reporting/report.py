@@ -16,7 +16,7 @@ from ..core import paths
 from ..core.fmt import num, p_text, pct, pts  # noqa: F401  (report.pct etc.: the tests' and notebooks' names)
 from ..evaluation import transfer
 from ..models import pretrained
-from . import effort
+from . import effort, overtrials
 
 MAX_COLUMNS = 7   # a wider table is split (the model column repeated) so it fits the page
 
@@ -57,9 +57,11 @@ def load(study: str = "default", results_dir=None, target: str = "action") -> di
     r["cost"] = json.loads((ev / "cost.json").read_text()) if (ev / "cost.json").is_file() else None
     r["detector"] = json.loads((ev / "detector.json").read_text()) if (ev / "detector.json").is_file() else None
     r["transfer"] = pd.read_csv(ev / "transfer.csv") if (ev / "transfer.csv").is_file() else None
+    r["trials"] = pd.read_csv(ev / "trials.csv") if (ev / "trials.csv").is_file() else None
     r["run_params"], r["run_config"], r["run_provenance"], r["init"] = {}, {}, {}, {}
+    trial = 1 if r["prepare"]["params"].get("trials") else 0   # runs.csv holds trial 1's runs (the prepared split)
     for row in r["runs"].itertuples():   # with folds: fold 1's run stands for the others (same settings)
-        run = root / "models" / row.model / paths.run_name(row.seed, 1 if folds(r) else 0)
+        run = root / "models" / row.model / paths.run_name(row.seed, 1 if folds(r) else 0, trial)
         r["run_params"][row.model] = json.loads((run / "params.json").read_text())
         r["init"].setdefault(row.model, pretrained.load_report(run))
         r["run_config"].setdefault(row.model, run_config(run))
@@ -795,6 +797,7 @@ def sections(r: dict) -> list[tuple[str, str]]:
         *([("img", str(r["eval"] / "confusion_gallery.png"))] if (r["eval"] / "confusion_gallery.png").is_file() else []),
         ("md", f"## {t}: class imbalance"), ("md", balance_comparison(r)),
         *transfer_section(r),
+        *overtrials.section(r),
         ("md", f"## {t}: compute cost and the real-time verdict"),
         ("md", cost_table(r["summary"], r["cost"]) if r["cost"] else "No cost measurements."),
         ("md", detector_text(r)),

@@ -29,7 +29,8 @@ def settings(p: dict) -> pd.DataFrame:
 
 
 def run_curves(p: dict):
-    run = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p.get("fold", 0))
+    run = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p.get("fold", 0),
+                        p.get("trial", 0))
     log = pd.read_csv(run / "log.csv")
     return figures.training_curves({p["model"]: log}, run / "curves.png")
 

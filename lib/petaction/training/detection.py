@@ -183,7 +183,7 @@ def full_frames(p: dict) -> Path:
     study's prepare parameters (crop off, short side cache_side) and checked to hold the
     same test clips, so fast_rcnn pairs clip for clip with every other model."""
     from ..data import prepare
-    data = runfolder.data_dir(p["study"], p["target"], p["results_dir"] or None, p.get("fold", 0))
+    data = runfolder.data_dir(p["study"], p["target"], p["results_dir"] or None, p.get("fold", 0), p.get("trial", 0))
     info = json.loads((data / "prepare.json").read_text())
     if not info["params"]["crop"]:
         return data
@@ -195,7 +195,7 @@ def full_frames(p: dict) -> Path:
     if not (done.is_file() and json.loads(done.read_text())["params"] == want):
         prepare.prepare(p["study"], p["results_dir"] or None, folder=folder, **want)
     for split in ("train", "val", "test"):
-        f = paths.split_file(split, p.get("fold", 0))
+        f = paths.split_file(split, p.get("fold", 0), p.get("trial", 0))
         if (full / f).read_text() != (data / f).read_text():
             raise RuntimeError(f"{full}/{f} differs from {data}/{f}: "
                                "the whole-frame cache must hold the same clips; remove it and re-run")
@@ -238,7 +238,7 @@ def loader(p: dict, data: Path, split: str, pipeline: list, n: int, train: bool)
     return dict(
         batch_size=p["batch_size"] if train else 1, num_workers=workers, persistent_workers=workers > 0,
         sampler=dict(type="DefaultSampler", shuffle=train),
-        dataset=dict(type="PetBoxRawframeDataset", ann_file=str(data / paths.split_file(split, p.get("fold", 0))), n_classes=n,
+        dataset=dict(type="PetBoxRawframeDataset", ann_file=str(data / paths.split_file(split, p.get("fold", 0), p.get("trial", 0))), n_classes=n,
                      data_prefix=dict(img=str(data / "frames")), filename_tmpl=mmconfig.FILENAME_TMPL,
                      pipeline=pipeline, test_mode=not train))
 
@@ -269,7 +269,7 @@ def run(p: dict) -> dict:
     t0 = time.time()
     data = full_frames(p)
     class_names = json.loads((data / "classes.json").read_text())["classes"]
-    out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"])
+    out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"], p["trial"])
     out.mkdir(parents=True, exist_ok=True)
     runfolder.clear_checkpoints(out)
     cfg = build(p, data, out, class_names)
@@ -277,8 +277,8 @@ def run(p: dict) -> dict:
     runner, best, test_metrics, train_s = train_then_test(cfg, out, t0)
     # the selected checkpoint's validation scores, for selection (train.fit does the same)
     val_metrics = score_val(runner, dict(cfg.val_evaluator, out_file=str(out / "val_results.pkl")))
-    scores = runfolder.save_scores(out, data, class_names, p["fold"])
-    runfolder.save_scores(out, data, class_names, p["fold"], split="val")
+    scores = runfolder.save_scores(out, data, class_names, p["fold"], trial=p["trial"])
+    runfolder.save_scores(out, data, class_names, p["fold"], split="val", trial=p["trial"])
     return runfolder.write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0, val=val_metrics,
                                data_dir=str(data), roi="labelled pet box at the key frame")
 

@@ -17,7 +17,7 @@ from ..core import atomic, paths, provenance
 from ..models import checkpoints, pretrained
 
 
-def data_dir(study: str, target: str, results_dir=None, fold: int = 0) -> Path:
+def data_dir(study: str, target: str, results_dir=None, fold: int = 0, trial: int = 0) -> Path:
     d = paths.target_dir(study, target, results_dir) / "data"
     if not (d / "classes.json").is_file():
         raise FileNotFoundError(f"no prepared data at {d}: run prepare first "
@@ -25,30 +25,34 @@ def data_dir(study: str, target: str, results_dir=None, fold: int = 0) -> Path:
     if fold and not (d / paths.split_file("test", fold)).is_file():
         raise FileNotFoundError(f"fold {fold} is not prepared at {d}: prepare with folds >= {fold} "
                                 "(the study's `folds: k`, or papermill -p folds k)")
+    if trial and not (d / paths.split_file("test", 0, trial)).is_file():
+        raise FileNotFoundError(f"trial {trial} is not prepared at {d}: prepare with trials >= {trial} "
+                                "(the study's `trials: n`, or papermill -p trials n)")
     return d
 
 
-def data_lists(data: Path, fold: int = 0) -> list[Path]:
+def data_lists(data: Path, fold: int = 0, trial: int = 0) -> list[Path]:
     """The files that say what a run trains and tests on."""
-    return [data / paths.split_file(s, fold) for s in ("train", "val", "test")] + [data / "classes.json"]
+    return [data / paths.split_file(s, fold, trial) for s in ("train", "val", "test")] + [data / "classes.json"]
 
 
-def read_split(data: Path, split: str, fold: int = 0) -> list[tuple[str, int, int]]:
+def read_split(data: Path, split: str, fold: int = 0, trial: int = 0) -> list[tuple[str, int, int]]:
     rows = []
-    with open(data / paths.split_file(split, fold), encoding="utf-8") as f:
+    with open(data / paths.split_file(split, fold, trial), encoding="utf-8") as f:
         for line in f:
             clip, frames, label = line.rsplit(maxsplit=2)
             rows.append((clip, int(frames), int(label)))
     return rows
 
 
-def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0, split: str = "test") -> dict:
+def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0, split: str = "test",
+                trial: int = 0) -> dict:
     """Per-clip scores of one split from mmengine's DumpResults pickle (<split>_results.pkl) ->
     <split>_scores.npz + .csv: the test split's after testing, the validation split's of the
     selected checkpoint (score_val), which the evaluation selects models by."""
     with open(run / f"{split}_results.pkl", "rb") as f:
         results = pickle.load(f)
-    clips = read_split(data, split, fold)
+    clips = read_split(data, split, fold, trial)
     if len(results) != len(clips):
         raise RuntimeError(f"{len(results)} {split} predictions for {len(clips)} {split} clips")
     scores = np.stack([np.asarray(r["pred_score"], dtype=np.float32) for r in results])
@@ -95,7 +99,7 @@ ATTEMPT = "attempt.key"   # the resolved settings and data of the training that 
 def attempt_key(p: dict, data: Path) -> str:
     """Resolved parameters + the data lists' content: equal keys mean the same training."""
     h = hashlib.sha256(json.dumps(p, sort_keys=True, default=str).encode())
-    h.update(provenance.files_digest(data_lists(data, p["fold"])).encode())
+    h.update(provenance.files_digest(data_lists(data, p["fold"], p.get("trial", 0))).encode())
     return h.hexdigest()[:16]
 
 
@@ -158,7 +162,8 @@ def write_metrics(out: Path, p: dict, best: Path, test_metrics: dict, scores: di
     the budget (budget.json) and the init record (init.json) merged in."""
     budget = atomic.read_json(out / BUDGET) or {}
     metrics = {
-        "model": p["model"], "seed": p["seed"], "fold": p["fold"], "target": p["target"], "profile": p["profile"],
+        "model": p["model"], "seed": p["seed"], "fold": p["fold"], "trial": p.get("trial", 0), "target": p["target"],
+        "profile": p["profile"],
         "best_checkpoint": best.name, "best_epoch": checkpoint_epoch(best),
         "test": {k.replace("acc/", ""): float(v) for k, v in test_metrics.items()},
         "n_test": scores["n_test"], "train_time_s": round(train_s, 1),

@@ -42,10 +42,11 @@ def run_locked(p: dict, log=print) -> dict:
         from . import detection
         return detection.run(p)
     t0 = time.time()
-    data = data_dir(p["study"], p["target"], p["results_dir"] or None, p["fold"])
+    data = data_dir(p["study"], p["target"], p["results_dir"] or None, p["fold"], p["trial"])
     class_names = json.loads((data / "classes.json").read_text())["classes"]
-    train_counts = np.bincount([r[2] for r in read_split(data, "train", p["fold"])], minlength=len(class_names))
-    out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"])
+    train_counts = np.bincount([r[2] for r in read_split(data, "train", p["fold"], p["trial"])],
+                               minlength=len(class_names))
+    out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"], p["trial"])
     out.mkdir(parents=True, exist_ok=True)
     cfg = mmconfig.build(p, data, out, class_names, train_counts.tolist())
     launch.adapt(cfg, p)
@@ -73,7 +74,7 @@ def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
         return {}
     data = data_dir(p["study"], p["target"], p["results_dir"] or None)
     class_names = json.loads((data / "classes.json").read_text())["classes"]
-    scores = save_scores(out, data, class_names, p["fold"])
-    save_scores(out, data, class_names, p["fold"], split="val")
+    scores = save_scores(out, data, class_names, p["fold"], trial=p["trial"])
+    save_scores(out, data, class_names, p["fold"], split="val", trial=p["trial"])
     return write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0,
                          processes=get_world_size(), resumed=resume, val=val_metrics)
