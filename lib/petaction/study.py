@@ -25,7 +25,7 @@ from pathlib import Path
 from . import params as P
 from . import schedule
 from .console import Console, clock, kernel_manager_class
-from .core import atomic, lock, paths
+from .core import atomic, lock, orphans, paths
 from .core.provenance import files_digest
 from .models import pretrained
 
@@ -163,6 +163,7 @@ def EnvKernelManager(kernel_name: str, extra_env: dict):
     class _EnvKernelManager(kernel_manager_class()):
         def start_kernel(self, **kw):
             kw["env"] = {**os.environ, **kw.get("env", {}), **extra_env}
+            kw.setdefault("preexec_fn", orphans.dies_with(os.getpid()))   # gone when the study is
             return super().start_kernel(**kw)
 
     return _EnvKernelManager(kernel_name=kernel_name)

@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 
 from . import aihub, classes, crop, splits
-from ..core import atomic, lock, paths
+from ..core import atomic, lock, orphans, paths
 from ..core.provenance import files_digest
 
 DEFAULTS = dict(
@@ -267,7 +267,8 @@ def cache_clips(clips: list[aihub.SourceClip], out: Path, p: dict) -> tuple[list
     no label for it (split_target drops it after the split)."""
     unique, rejected = distinct_clips(clips)
     rows = []
-    with ProcessPoolExecutor(max_workers=max(1, p["workers"])) as pool:
+    # initializer: a worker dies with its parent (a killed kernel would leave it waiting)
+    with ProcessPoolExecutor(max_workers=max(1, p["workers"]), initializer=orphans.die_with_parent) as pool:
         for row, rej in pool.map(_work, [(c, out / "frames", p) for c in unique], chunksize=4):
             rejected.extend(rej)
             if row is not None:
