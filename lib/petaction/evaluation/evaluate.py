@@ -14,7 +14,8 @@ figures, and the decisions: decisions.json (best and recommended model, chosen o
 validation; every claim with its test and Holm-corrected p-value), claims.csv (the same
 claims as a table), transfer.csv (runs that differ only in init, paired: transfer.py) and
 e2e.csv (the recommended model's test top-1 with the pet detector's boxes instead of the
-labelled ones, paired: e2e.py). The report renders decisions.json and decides nothing itself.
+labelled ones, paired: e2e.py), and gradcam/ (where each model looks: gradcam.py). The report
+renders these files and decides nothing itself.
 
 Selection uses the validation split only (each run's val_scores.npz: the selected
 checkpoint's per-clip validation scores; log.csv's best validation top-1 where a run has
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, diagnose, explore, figures, stats, transfer
+from . import cost, diagnose, explore, figures, gradcam, stats, transfer
 from ..core import metrics, paths
 from ..core.errors import ParamError
 
@@ -261,6 +262,7 @@ def evaluate(study: str = "default", target: str = "action", results_dir=None, m
     }
     if figs["gallery"] is None:   # no mistakes: no gallery (and none left from an earlier evaluation)
         (out / "confusion_gallery.png").unlink(missing_ok=True)
+    figs["gradcam"] = gradcam.run(root, {m: first_seed[m] for m in summary["model"]}, out / "gradcam")   # gradcam.json
     return {"summary": summary, "runs": runs_df, "folds": pd.DataFrame(fold_rows), "paired": claims,
             "claims": claims, "decisions": decisions, "failed": pd.DataFrame(failed), "per_class": per_class_df,
             "diagnosis": diagnosis, "cost": cost_df, "transfer": transfer_df, "e2e": e2e_df, "best": best, "figures": figs, "dir": out}
