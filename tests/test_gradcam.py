@@ -144,6 +144,8 @@ def test_report_section_states_the_files(tiny_study):
     assert len(imgs) == 1 + len(MODELS) and all(__import__("os").path.isfile(i) for i in imgs)
     for c in g["clips"]:
         assert c["label"] in text
+    for m in g["models"].values():
+        assert f"`{m['layer']}`" in text
     b = g["box"]["fast_rcnn"]
     for key in ("in_box_share", "in_box_ci_low", "in_box_ci_high", "box_area_share"):
         assert pct(b[key]) in text

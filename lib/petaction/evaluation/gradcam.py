@@ -302,6 +302,7 @@ def model_figure(name: str, res: dict, clips: pd.DataFrame, class_names: list[st
     """One model: a row per clip, n frames of its shown view with the map over them; titled with
     the truth and the prediction; the box model's key-frame box in red (solid on the key frame)."""
     rows = [c for c in clips.itertuples() if c.clip in res["clips"]]
+    n_frames = min(n_frames, max(res["clips"][c.clip]["frames"].shape[0] for c in rows))
     fig, axes = plt.subplots(len(rows), n_frames, figsize=(1.6 * n_frames, 1.5 * len(rows) + 0.4), squeeze=False)
     for r, c in enumerate(rows):
         rec = res["clips"][c.clip]
@@ -314,15 +315,15 @@ def model_figure(name: str, res: dict, clips: pd.DataFrame, class_names: list[st
                 _show(ax, rec["frames"][pick[k]], rec["map"][pick[k]], rec.get("box"), pick[k] == key_frame(t))
         pred = class_names[rec["pred"]]
         mark = "" if rec["pred"] == c.label_index else " ✗"
-        axes[r][0].set_title(f"{c.label}{' (order-only)' if c.order_only else ''} → {pred}{mark}", fontsize=7,
-                             loc="left")
-    fig.suptitle(f"Grad-CAM, {name} ({res['layer']}): truth → prediction", fontsize=8)
+        head = f"Grad-CAM, {name} ({res['layer']}), truth → prediction:\n" if r == 0 else ""
+        axes[r][0].set_title(f"{head}{c.label}{' (order-only)' if c.order_only else ''} → {pred}{mark}",
+                             fontsize=7, loc="left")
     return save(fig, out)
 
 
 def grid_figure(results: dict, clips: pd.DataFrame, class_names: list[str], out: Path | None = None):
     """Clips x models: each clip's key frame (the middle of the shown view) with each model's map,
-    the prediction over it (✗ where wrong); the truth on the left."""
+    the model's name over the first row, the prediction over each (✗ where wrong), the truth on the left."""
     models = list(results)
     fig, axes = plt.subplots(len(clips), len(models), figsize=(1.25 * len(models) + 0.9, 1.3 * len(clips) + 0.5),
                              squeeze=False)
@@ -339,8 +340,7 @@ def grid_figure(results: dict, clips: pd.DataFrame, class_names: list[str], out:
             ax.set_title((f"{m}\n" if r == 0 else "") + class_names[rec["pred"]] + (" ✗" if wrong else ""),
                          fontsize=6, color="firebrick" if wrong else "black")
             if k == 0:
-                ax.set_ylabel(f"{c.label}{'*' if c.order_only else ''}", fontsize=7)
-    fig.suptitle("Grad-CAM of each model's prediction (rows: true class; * order-only)", fontsize=8)
+                ax.set_ylabel(f"{c.label}{chr(10) + '(order-only)' if c.order_only else ''}", fontsize=7)
     return save(fig, out)
 
 
@@ -388,6 +388,7 @@ def run(root: Path, runs: dict, out: Path, per_class: int = PER_CLASS, seed: int
     if results:
         grid_figure(results, clips, class_names, out / "grid.png")
     record = {"method": "mmaction.utils.GradCAM, the predicted class's raw score", "seed": seed, "per_class": per_class,
+              "min_cells": MIN_CELLS,
               "split": "test", "fold": fold, "clips": clips.to_dict("records"), "order_only": meta["order_only"],
               "grid": "grid.png" if results else None,
               "models": {m: {"figure": f"{m}.png", "maps": f"{m}.npz", "layer": r["layer"], "run": str(runs[m])}

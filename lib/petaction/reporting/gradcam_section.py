@@ -26,10 +26,12 @@ def clips_text(g: dict) -> str:
     per = "one test clip" if g["per_class"] == 1 else f"{g['per_class']} test clips"
     return (f"Grad-CAM (mmaction2's `GradCAM`) of each model's predicted class on {per} of every class, "
             f"{len(clips)} clips drawn from the test split by a generator seeded {g['seed']} (the same clips for "
-            f"every model): {classes}. The heat map is the gradient of the predicted class's raw score with "
-            "respect to the last stage of the backbone, weighted over its channels, on the frames the model "
-            "was given (bright: where the evidence for its prediction lies); each panel's title is the "
-            "prediction, marked ✗ where it is wrong.")
+            f"every model): {classes}. The heat map weights the activations of the layer each figure names by "
+            "the gradient of the predicted class's raw score, on the frames the model was given (bright: where "
+            "the evidence for its prediction lies). That layer is the last stage of the backbone whose map keeps "
+            f"at least {g['min_cells']} cells on its short side (at small frames the last stages end in one "
+            "cell, which says when but not where). Each panel's title is the prediction, marked ✗ where it is "
+            "wrong.")
 
 
 def correct_text(rows: pd.DataFrame) -> str:
