@@ -362,10 +362,12 @@ def run(root: Path, runs: dict, out: Path, per_class: int = PER_CLASS, seed: int
     clips = choose_clips(root / "data", class_names, meta["order_only"], per_class, seed, fold)
     results, skipped, rows, boxes = {}, {}, [], {}
     for name, run_dir in runs.items():
+        # one model's failure (its checkpoint gone, a backbone whose stages the layer walk does not
+        # know) is recorded and said in the report, not fatal to the evaluation
         try:
             model = load(run_dir)
             res = maps(model, test_dataset(model), list(clips["clip"]))
-        except (OSError, RuntimeError, ValueError, KeyError) as err:   # one model's failure is said, not fatal
+        except (OSError, RuntimeError, ValueError, KeyError, AttributeError) as err:
             skipped[name] = f"{type(err).__name__}: {err}"
             continue
         results[name] = res
