@@ -18,6 +18,8 @@
 # Open in JupyterLab (`make lab`), set the parameters below and re-run; or headless:
 #
 # `papermill notebooks/explore.ipynb out.ipynb -p study default -p label TAILING -p split test`
+#
+# Grad-CAM of any model on any test clip: `-p model tsm -p gradcam_clip <clip id>` (last cell).
 
 # %% tags=["parameters"]
 study = "default"
@@ -30,6 +32,7 @@ clip_index = 0      # which of the filtered clips to draw
 model = ""          # a trained model (empty: the evaluation's best)
 seed = 0
 gallery_size = 8    # misclassified test clips shown
+gradcam_clip = ""   # a test clip for Grad-CAM (empty: the clip above when it is a test clip, else the first)
 
 # %%
 from IPython.display import display
@@ -75,3 +78,14 @@ display(explore.gallery(data_dir, wrong.head(P["gallery_size"])))
 confusions = explore.common_confusions(preds, k=5)
 display(confusions)
 display(explore.gallery(data_dir, confusions, id_col="example"))
+
+# %% [markdown]
+# ## Where the model looks: Grad-CAM on one test clip
+# (`model` above, empty: the best; `gradcam_clip`; mmaction2's GradCAM of its prediction, as in the report)
+
+# %%
+from petaction.evaluation import gradcam
+test_ids = list(explore.clips(**R, split="test")["id"])
+gc_clip = P["gradcam_clip"] or (clip["id"] if clip["id"] in test_ids else test_ids[0])
+gc_run = gradcam.find_run(P["study"], name, P["seed"], P["target"], P["results_dir"] or None, gc_clip)
+display(gradcam.clip_figure(gc_run, gc_clip))

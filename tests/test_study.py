@@ -139,6 +139,18 @@ def test_report_html_and_pdf_hold_the_evaluated_numbers(tiny_study):
     assert decisions["best"] in set(s["model"])
 
 
+def test_report_shows_where_each_model_looks(tiny_study):
+    """The Grad-CAM grid and every model's figure, from the evaluation's files, are in the HTML."""
+    import base64
+    text = (paths.REPO / "report" / "tinytest.html").read_text(encoding="utf-8")
+    folder = tiny_study["root"] / "evaluation" / "gradcam"
+    g = json.loads((folder / "gradcam.json").read_text())
+    assert "where each model looks" in text and not g["skipped"]
+    assert set(g["models"]) == set(pd.read_csv(tiny_study["root"] / "evaluation" / "summary.csv")["model"])
+    for png in [g["grid"]] + [m["figure"] for m in g["models"].values()]:
+        assert base64.b64encode((folder / png).read_bytes()).decode() in text, png
+
+
 @pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium (make setup installs it)")
 def test_a_real_browser_renders_the_report(tiny_study, tmp_path):
     html = paths.REPO / "report" / "tinytest.html"
@@ -200,7 +212,7 @@ def test_explore_notebook_browses_clips_and_mistakes(tiny_study, tmp_path):
                                     "split": "test"}, cwd=str(paths.NOTEBOOKS), progress_bar=False)
     nb = json.loads(out.read_text())
     images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) >= 2                                         # the clip with its labels, a gallery
+    assert len(images) >= 3                                         # the clip with its labels, a gallery, Grad-CAM
     assert any("test clips right" in "".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
 
 

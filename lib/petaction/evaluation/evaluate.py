@@ -14,7 +14,8 @@ figures, and the decisions: decisions.json (best and recommended model, chosen o
 validation; every claim with its test and Holm-corrected p-value), claims.csv (the same
 claims as a table), transfer.csv (runs that differ only in init, paired: transfer.py) and
 e2e.csv (the recommended model's test top-1 with the pet detector's boxes instead of the
-labelled ones, paired: e2e.py). The report renders decisions.json and decides nothing itself.
+labelled ones, paired: e2e.py), and gradcam/ (where each model looks: gradcam.py). The report
+renders these files and decides nothing itself.
 With trials prepared (study `trials: n`), the files above are trial 1's (the prepared split),
 and trials.csv (each model over its trials) and trial_claims.csv (every paired claim again over
 the trials, trials.py) are added. Before anything is stated, leaks.check refuses a run whose
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, diagnose, explore, figures, leaks, stats, transfer, trials
+from . import cost, diagnose, explore, figures, gradcam, leaks, stats, transfer, trials
 from ..core import atomic, lock, metrics, paths
 from ..core.errors import ParamError
 
@@ -291,6 +292,7 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
     }
     if figs["gallery"] is None:   # no mistakes: no gallery (and none left from an earlier evaluation)
         (out / "confusion_gallery.png").unlink(missing_ok=True)
+    figs["gradcam"] = gradcam.run(root, {m: first_seed[m] for m in summary["model"]}, out / "gradcam")   # gradcam.json
     return {"summary": summary, "runs": runs_df, "folds": pd.DataFrame(fold_rows), "paired": claims,
             "claims": claims, "decisions": decisions, "failed": pd.DataFrame(failed), "per_class": per_class_df,
             "diagnosis": diagnosis, "cost": cost_df, "transfer": transfer_df, "e2e": e2e_df, "best": best, "figures": figs, "dir": out}

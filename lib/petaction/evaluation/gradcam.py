@@ -7,17 +7,18 @@
 Every map is mmaction2's own ``mmaction.utils.GradCAM`` (the utility its demo/demo_gradcam.py
 runs) on the run's best checkpoint and its own test pipeline: the gradient of the predicted
 class's raw score (before softmax, averaged over the test views, as GradCAM sets the head)
-with respect to the last stage of the backbone, weighted over its channels, ReLU, upsampled to
-the input frames and scaled to [0, 1] per view. Two extensions, both subclasses:
+with respect to a stage of the backbone, weighted over its channels, ReLU, upsampled to the
+input frames and scaled to [0, 1] per view. The stage (target_layer) is the last one whose map
+keeps MIN_CELLS cells on its short side: the last stage at 224 px, an earlier one at the quick
+profile's 32 px, where most backbones end in 1 x 1. SlowFast: GradCAM hooks one layer, and the
+stage is the slow pathway's (the one with the channels and the lateral inputs from the fast
+pathway); ``layer=`` names another, e.g. ``backbone/fast_path/layer2``.
 
-- SlowFast: GradCAM hooks one layer; the target is the slow pathway's last stage (the one with
-  the channels and the lateral inputs from the fast pathway); ``layer=`` names another, e.g.
-  ``backbone/fast_path/layer4``.
-- fast_rcnn: GradCAM takes recognisers only. ``BoxGradCAM`` runs the detector's own box forward
-  (forward.BoxForward.box_logits) on the whole frames with the labelled key-frame box as the
-  RoI, and reuses GradCAM's hooks and map unchanged. Its backbone sees the whole frame, so the
-  map covers the whole frame; ``box_share`` is the share of the key frame's map inside the box,
-  beside the box's share of the frame's area (what a map spread evenly would put there).
+fast_rcnn: GradCAM takes recognisers only. ``BoxGradCAM`` (a subclass) runs the detector's own box forward
+(forward.BoxForward.box_logits) on the whole frames with the labelled key-frame box as the
+RoI, and reuses GradCAM's hooks and map unchanged. Its backbone sees the whole frame, so the
+map covers the whole frame; ``box_share`` is the share of the key frame's map inside the box,
+beside the box's share of the frame's area (what a map spread evenly would put there).
 
 The clips (``choose_clips``): from the test split, for each class ``per_class`` clips drawn by a
 seeded generator from that class's clips in id order, so the order-only classes are among them;
@@ -43,6 +44,7 @@ from ..training.runfolder import read_split
 PER_CLASS = 1          # clips per class
 SEED = 0               # the draw's seed: the same clips on every evaluation of the same split
 FRAMES = 4             # frames per clip in a model's figure
+MIN_CELLS = 4          # the map's stage keeps at least this many cells on its short side (target_layer)
 ALPHA = 0.5            # the heat map's opacity over the frame
 COLORMAP = "viridis"   # GradCAM's default
 COLUMNS = ["model", "clip", "label", "pred", "correct", "order_only", "layer", "view", "in_box_share",
@@ -72,26 +74,38 @@ def choose_clips(data: Path, class_names: list[str], order_only: list[str], per_
 
 # ---- the maps ----
 
-def target_layer(model: torch.nn.Module) -> str:
-    """GradCAM's layer name (``a/b/c``) for a model: the backbone's last stage; SlowFast's slow
-    pathway's."""
-    backbone = model.backbone
-    if hasattr(backbone, "slow_path"):
-        return f"backbone/slow_path/{last_stage(backbone.slow_path)}"
-    return f"backbone/{last_stage(backbone)}"
+def stages(model: torch.nn.Module) -> list[str]:
+    """The backbone's stages as GradCAM layer names (``a/b/c``), in forward order: its residual
+    stages where it names them (mmaction2's and mmdet's ResNets, X3D: ``res_layers``; a SlowFast
+    pathway registers its lateral convolutions after them), else its children with weights
+    (MobileNetV2). SlowFast: the slow pathway's; the ResNeXt adapter: mmdet's ResNeXt inside it."""
+    backbone, prefix = model.backbone, "backbone"
+    for inner in ("slow_path", "resnext"):
+        if hasattr(backbone, inner):
+            backbone, prefix = getattr(backbone, inner), f"{prefix}/{inner}"
+    names = getattr(backbone, "res_layers", None) or \
+        [n for n, m in backbone.named_children() if any(True for _ in m.parameters())]
+    if not names:
+        raise ValueError(f"{type(backbone).__name__} has no stage with weights to take Grad-CAM from")
+    return [f"{prefix}/{n}" for n in names]
 
 
-def last_stage(module: torch.nn.Module) -> str:
-    """The last residual stage where the backbone names its stages (mmaction2's and mmdet's
-    ResNets, X3D: ``res_layers``; a SlowFast pathway registers its lateral convolutions after
-    them), else the last child with weights (MobileNetV2's final convolution)."""
-    stages = getattr(module, "res_layers", None)
-    if stages:
-        return stages[-1]
-    named = [name for name, m in module.named_children() if any(True for _ in m.parameters())]
-    if not named:
-        raise ValueError(f"{type(module).__name__} has no stage with weights to take Grad-CAM from")
-    return named[-1]
+def target_layer(model: torch.nn.Module, step, data: dict) -> str:
+    """The last stage whose map keeps MIN_CELLS cells on its short side, measured on ``data``
+    (``step``: the test step GradCAM will call), else the last stage. Grad-CAM's usual layer is the
+    last stage, but at 32 px most of these backbones end in a 1 x 1 map there: a heat map that
+    says when, never where."""
+    names, sides = stages(model), {}
+    hooks = [module_at(model, n).register_forward_hook(
+        lambda mod, args, out, n=n: sides.__setitem__(n, min(out.shape[-2:]))) for n in names]
+    try:
+        with torch.no_grad():
+            step.test_step(data)
+    finally:
+        for h in hooks:
+            h.remove()
+    big = [n for n in names if sides.get(n, 0) >= MIN_CELLS]
+    return big[-1] if big else names[-1]
 
 
 def module_at(model: torch.nn.Module, layer: str) -> torch.nn.Module:
@@ -172,7 +186,8 @@ def test_dataset(model, data: Path | None = None):
 
 
 def clip_index(dataset) -> dict[str, int]:
-    return {Path(d["frame_dir"]).name: i for i, d in enumerate(dataset.data_list)}
+    """Clip id -> index in the dataset (get_data_info: mmengine serialises data_list away)."""
+    return {Path(dataset.get_data_info(i)["frame_dir"]).name: i for i in range(len(dataset))}
 
 
 def maps(model, dataset, clips: list[str], layer: str | None = None) -> dict:
@@ -182,25 +197,32 @@ def maps(model, dataset, clips: list[str], layer: str | None = None) -> dict:
     ``pred``, ``label``, and for the box model ``box`` (x0, y0, x1, y1 at the key frame, pixels)."""
     from mmengine.dataset import pseudo_collate
     from .forward import is_box_model, is_recognizer
-    layer = layer or target_layer(model)
-    module_at(model, layer)
     box = is_box_model(model)
     if not (box or is_recognizer(model)):
         raise ValueError(f"{type(model).__name__} is neither a recogniser nor a box-level detector")
-    head = None if box else model.cls_head
-    kept = None if box else head.average_clips
-    cam = box_gradcam(model, layer) if box else _gradcam_class()(model, layer, COLORMAP)
     where = clip_index(dataset)
     missing = [c for c in clips if c not in where]
     if missing:
         raise ValueError(f"clips {missing} are not in the run's test list ({dataset.ann_file}): "
                          "choose test clips of the study's split")
+
+    def batch(clip):
+        data = pseudo_collate([dataset[where[clip]]])
+        if box:
+            data["inputs"] = [x[None] for x in data["inputs"]]   # one view: a 3D recogniser's layout
+        return data
+
+    if layer:
+        module_at(model, layer)
+    else:
+        layer = target_layer(model, _BoxStep(model) if box else model, batch(clips[0]))
+    head = None if box else model.cls_head
+    kept = None if box else head.average_clips
+    cam = box_gradcam(model, layer) if box else _gradcam_class()(model, layer, COLORMAP)
     out = {"layer": layer, "clips": {}}
     try:
         for clip in clips:
-            data = pseudo_collate([dataset[where[clip]]])
-            if box:
-                data["inputs"] = [x[None] for x in data["inputs"]]   # one view: a 3D recogniser's layout
+            data = batch(clip)
             with torch.enable_grad():
                 cmap, preds = cam._calculate_localization_map(data, use_labels=False)
             x = data["inputs"][0]                                   # 2D (T, 3, H, W); 3D (views, 3, T, H, W)
@@ -247,14 +269,15 @@ def box_share(cam: np.ndarray, box) -> tuple[float, float]:
 def box_summary(shares: list[float], areas: list[float]) -> dict:
     """The in-box share over the clips, with its bootstrap interval (stats.bootstrap_ci), beside
     the box's area share and the paired difference (share - area: above 0, the map is on the pet
-    more than a map spread evenly over the frame would be)."""
+    more than a map spread evenly over the frame would be). A clip whose map is zero everywhere
+    (no positive evidence at that stage) has no share: counted in n_empty, left out of the rest."""
     s, a = np.asarray(shares, float), np.asarray(areas, float)
     ok = ~np.isnan(s)
     s, a = s[ok], a[ok]
     lo, hi = stats.bootstrap_ci(s)
     alo, ahi = stats.bootstrap_ci(a)
     dlo, dhi = stats.bootstrap_ci(s - a)
-    return {"n_clips": int(len(s)), "in_box_share": float(s.mean()) if len(s) else float("nan"),
+    return {"n_clips": int(len(s)), "n_empty": int((~ok).sum()), "in_box_share": float(s.mean()) if len(s) else float("nan"),
             "in_box_ci_low": lo, "in_box_ci_high": hi,
             "box_area_share": float(a.mean()) if len(a) else float("nan"), "area_ci_low": alo, "area_ci_high": ahi,
             "diff": float((s - a).mean()) if len(s) else float("nan"), "diff_ci_low": dlo, "diff_ci_high": dhi,
@@ -279,6 +302,7 @@ def model_figure(name: str, res: dict, clips: pd.DataFrame, class_names: list[st
     """One model: a row per clip, n frames of its shown view with the map over them; titled with
     the truth and the prediction; the box model's key-frame box in red (solid on the key frame)."""
     rows = [c for c in clips.itertuples() if c.clip in res["clips"]]
+    n_frames = min(n_frames, max(res["clips"][c.clip]["frames"].shape[0] for c in rows))
     fig, axes = plt.subplots(len(rows), n_frames, figsize=(1.6 * n_frames, 1.5 * len(rows) + 0.4), squeeze=False)
     for r, c in enumerate(rows):
         rec = res["clips"][c.clip]
@@ -291,15 +315,15 @@ def model_figure(name: str, res: dict, clips: pd.DataFrame, class_names: list[st
                 _show(ax, rec["frames"][pick[k]], rec["map"][pick[k]], rec.get("box"), pick[k] == key_frame(t))
         pred = class_names[rec["pred"]]
         mark = "" if rec["pred"] == c.label_index else " ✗"
-        axes[r][0].set_title(f"{c.label}{' (order-only)' if c.order_only else ''} → {pred}{mark}", fontsize=7,
-                             loc="left")
-    fig.suptitle(f"Grad-CAM, {name} ({res['layer']}): truth → prediction", fontsize=8)
+        head = f"Grad-CAM, {name} ({res['layer']}), truth → prediction:\n" if r == 0 else ""
+        axes[r][0].set_title(f"{head}{c.label}{' (order-only)' if c.order_only else ''} → {pred}{mark}",
+                             fontsize=7, loc="left")
     return save(fig, out)
 
 
 def grid_figure(results: dict, clips: pd.DataFrame, class_names: list[str], out: Path | None = None):
     """Clips x models: each clip's key frame (the middle of the shown view) with each model's map,
-    the prediction over it (✗ where wrong); the truth on the left."""
+    the model's name over the first row, the prediction over each (✗ where wrong), the truth on the left."""
     models = list(results)
     fig, axes = plt.subplots(len(clips), len(models), figsize=(1.25 * len(models) + 0.9, 1.3 * len(clips) + 0.5),
                              squeeze=False)
@@ -313,13 +337,10 @@ def grid_figure(results: dict, clips: pd.DataFrame, class_names: list[str], out:
             t = key_frame(rec["frames"].shape[0])
             _show(ax, rec["frames"][t], rec["map"][t], rec.get("box"), True)
             wrong = rec["pred"] != c.label_index
-            ax.set_title(class_names[rec["pred"]] + (" ✗" if wrong else ""), fontsize=6,
-                         color="firebrick" if wrong else "black")
-            if r == 0:
-                ax.text(0.5, 1.35, m, transform=ax.transAxes, ha="center", fontsize=7, weight="bold")
+            ax.set_title((f"{m}\n" if r == 0 else "") + class_names[rec["pred"]] + (" ✗" if wrong else ""),
+                         fontsize=6, color="firebrick" if wrong else "black")
             if k == 0:
-                ax.set_ylabel(f"{c.label}{'*' if c.order_only else ''}", fontsize=7)
-    fig.suptitle("Grad-CAM of each model's prediction (rows: true class; * order-only)", fontsize=8)
+                ax.set_ylabel(f"{c.label}{chr(10) + '(order-only)' if c.order_only else ''}", fontsize=7)
     return save(fig, out)
 
 
@@ -341,10 +362,12 @@ def run(root: Path, runs: dict, out: Path, per_class: int = PER_CLASS, seed: int
     clips = choose_clips(root / "data", class_names, meta["order_only"], per_class, seed, fold)
     results, skipped, rows, boxes = {}, {}, [], {}
     for name, run_dir in runs.items():
+        # one model's failure (its checkpoint gone, a backbone whose stages the layer walk does not
+        # know) is recorded and said in the report, not fatal to the evaluation
         try:
             model = load(run_dir)
             res = maps(model, test_dataset(model), list(clips["clip"]))
-        except (OSError, RuntimeError, ValueError, KeyError) as err:   # one model's failure is said, not fatal
+        except (OSError, RuntimeError, ValueError, KeyError, AttributeError) as err:
             skipped[name] = f"{type(err).__name__}: {err}"
             continue
         results[name] = res
@@ -367,6 +390,7 @@ def run(root: Path, runs: dict, out: Path, per_class: int = PER_CLASS, seed: int
     if results:
         grid_figure(results, clips, class_names, out / "grid.png")
     record = {"method": "mmaction.utils.GradCAM, the predicted class's raw score", "seed": seed, "per_class": per_class,
+              "min_cells": MIN_CELLS,
               "split": "test", "fold": fold, "clips": clips.to_dict("records"), "order_only": meta["order_only"],
               "grid": "grid.png" if results else None,
               "models": {m: {"figure": f"{m}.png", "maps": f"{m}.npz", "layer": r["layer"], "run": str(runs[m])}

@@ -16,7 +16,7 @@ from ..core import paths
 from ..core.fmt import num, p_text, pct, pts  # noqa: F401  (report.pct etc.: the tests' and notebooks' names)
 from ..evaluation import transfer
 from ..models import pretrained
-from . import effort, overtrials
+from . import effort, gradcam_section, overtrials
 
 MAX_COLUMNS = 7   # a wider table is split (the model column repeated) so it fits the page
 
@@ -795,6 +795,7 @@ def sections(r: dict) -> list[tuple[str, str]]:
         ("img", str(r["eval"] / "per_class.png")),
         ("md", confusions_text(r)),
         *([("img", str(r["eval"] / "confusion_gallery.png"))] if (r["eval"] / "confusion_gallery.png").is_file() else []),
+        *gradcam_section.section(r),
         ("md", f"## {t}: class imbalance"), ("md", balance_comparison(r)),
         *transfer_section(r),
         *overtrials.section(r),
