@@ -72,3 +72,16 @@ def test_the_tensorboard_command_opens_the_study_results_folder(monkeypatch, tmp
     assert cmd[1:4] == ["-m", "tensorboard.main", "--logdir"] and cmd[4] == str(tmp_path / "mine")
     assert cmd[-2:] == ["--port", "6123"]
     assert "tensorboard: $(STAMP)\n\t$(PY) -m petaction tensorboard -f $(STUDY)" in (PARAMS.parent / "Makefile").read_text()
+
+
+def test_a_training_that_starts_again_clears_its_old_curves(tmp_path):
+    """A re-run that does not resume (resume_or_clear) starts its TensorBoard run empty: the old
+    attempt's curves would be drawn under the new ones. Other files of the folder stay."""
+    from petaction.training import runfolder
+    tb = tmp_path / mmconfig.TENSORBOARD_DIR
+    tb.mkdir()
+    (tb / "events.out.tfevents.1.host").write_bytes(b"x")
+    (tmp_path / "epoch_1.pth").write_bytes(b"x")
+    (tmp_path / "log.csv").write_text("epoch\n")
+    assert runfolder.resume_or_clear(tmp_path, "key") is False
+    assert not list(tb.iterdir()) and not (tmp_path / "epoch_1.pth").exists() and (tmp_path / "log.csv").exists()
