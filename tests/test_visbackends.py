@@ -85,3 +85,20 @@ def test_a_training_that_starts_again_clears_its_old_curves(tmp_path):
     (tmp_path / "log.csv").write_text("epoch\n")
     assert runfolder.resume_or_clear(tmp_path, "key") is False
     assert not list(tb.iterdir()) and not (tmp_path / "epoch_1.pth").exists() and (tmp_path / "log.csv").exists()
+
+
+def test_a_training_logs_one_mlflow_run_with_its_curves(tiny_data):
+    """Through the Runner (train, then test on the same Runner, which closes the visualizer
+    twice): one MLflow run per training, named by its folder, with its loss and validation
+    top-1 (runner.close_once keeps the second close from opening an unnamed run)."""
+    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    from petaction.training import train
+    results, study, _ = tiny_data
+    p = P.resolve_train({"model": "tsn", "profile": "tiny", "study": study, "results_dir": str(results), "seed": 77,
+                         "vis_backends": ["MLflowVisBackend"]})
+    train.run(p)
+    mlflow.set_tracking_uri(f"sqlite:///{results / study / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[study])
+    assert list(runs["tags.mlflow.runName"]) == ["models/tsn/seed77"]   # the only training of this store
+    assert runs["metrics.loss"].iloc[0] > 0 and 0 <= runs["metrics.acc/top1"].iloc[0] <= 1
