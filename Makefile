@@ -5,7 +5,7 @@ PY := .venv/bin/python
 STAMP := .venv/.setup-stamp
 STUDY ?= params/study.yaml
 
-.PHONY: setup study test docs lab bench clean-results
+.PHONY: setup study test docs lab tensorboard bench clean-results
 
 $(STAMP): requirements.txt pyproject.toml tools/setup.sh
 	bash tools/setup.sh
@@ -23,6 +23,10 @@ docs: $(STAMP)
 
 lab: $(STAMP)
 	.venv/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+# every run of the study's curves (loss, lr, validation top-1): results/<study>/**/tensorboard
+tensorboard: $(STAMP)
+	$(PY) -m petaction tensorboard -f $(STUDY)
 
 bench: $(STAMP)
 	$(PY) benchmarks/loader.py

@@ -58,6 +58,7 @@ amp = None
 channels_last = None
 nproc = None
 nnodes = None
+vis_backends = None
 mm_base = None
 sampling = None
 model_cfg = None

@@ -155,3 +155,28 @@ def test_the_pool_leaves_the_working_folder_as_it_found_it(tmp_path, monkeypatch
     steps = [ChdirStep("a"), ChdirStep("b")]
     study.train_all(steps, [None, None], {"gpus": [], "strategy": "parallel", "cpu_jobs": 2}, False, lambda *_: None)
     assert os.getcwd() == str(tmp_path.parent)
+
+
+def test_in_a_jupyter_kernel_the_training_bar_is_a_widget(tmp_path):
+    """In JupyterLab the pool's bar is tqdm.auto's ipywidgets bar (a widget view in the cell's
+    output), not the text fallback tqdm prints when ipywidgets is missing."""
+    import nbformat
+    import papermill as pm
+    from petaction import study
+    code = ("from petaction.console import Console\n"
+            "con = Console(log=lambda m: None)\n"
+            "with con.pool(['a'], refresh_s=0.1):\n"
+            "    con.finished('a', 1.0)\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": study.KERNEL, "display_name": study.KERNEL, "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    km = study.EnvKernelManager(study.KERNEL, {})
+    try:
+        pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name=study.KERNEL,
+                            progress_bar=False, km=km)
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel()
+    outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), outputs
+    assert not any("IProgress not found" in o.get("text", "") for o in outputs)

@@ -60,6 +60,19 @@ def test_killed_training_resumes_to_the_same_metrics(tiny_data, tmp_path):
     cols = ["epoch", "train_loss", "lr", "val_top1", "val_top5", "val_mean_class_acc"]
     pd.testing.assert_frame_equal(pd.read_csv(run / "log.csv")[cols],
                                   pd.read_csv(tmp_path / "tiny" / "models" / "tsn" / "seed5" / "log.csv")[cols])
+    # TensorBoard: one run whose validation curve goes on over the kill, as the uninterrupted one's
+    assert tb_curve(run) == tb_curve(tmp_path / "tiny" / "models" / "tsn" / "seed5")
+    assert [step for step, _ in tb_curve(run)] == list(range(1, EPOCHS + 1))
+
+
+def tb_curve(run, tag="acc/top1"):
+    """(step, value) of a run's TensorBoard scalar, read as TensorBoard reads its folder."""
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+    from tensorboard.util import tensor_util
+    from petaction.models.mmconfig import TENSORBOARD_DIR
+    tb = EventMultiplexer({"run": str(run / TENSORBOARD_DIR)})
+    tb.Reload()
+    return [(e.step, round(float(tensor_util.make_ndarray(e.tensor_proto)), 6)) for e in tb.Tensors("run", tag)]
 
 
 def test_resume_only_the_same_unfinished_training(tmp_path):

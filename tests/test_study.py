@@ -85,6 +85,31 @@ def test_run_folder_has_everything(tiny_study):
     assert list(log["epoch"]) == [1] and log["val_top1"].between(0, 1).all()
 
 
+def test_tensorboard_lists_every_run_with_its_loss_and_validation_curves(tiny_study):
+    """What `tensorboard --logdir results/<study>` shows, read as TensorBoard reads a logdir
+    (its EventMultiplexer): one run per training, named by its folder, each with the training
+    loss and learning rate and the validation metric it is selected on, per epoch."""
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+    from tensorboard.util import tensor_util
+    root = tiny_study["root"]
+    tb = EventMultiplexer().AddRunsFromDirectory(str(root))
+    tb.Reload()
+    runs = {"models/tsn/seed0/tensorboard": "acc/top1", "models/tsm/seed0/tensorboard": "acc/top1",
+            "detector/tensorboard": "coco/bbox_mAP"}
+    assert set(tb.Runs()) == set(runs)
+    scalars = tb.PluginRunToTagToContent("scalars")         # what its Scalars tab lists per run
+    for run, val_tag in runs.items():
+        assert {"loss", "lr", val_tag} <= set(scalars[run]), (run, scalars[run])
+        val = [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in tb.Tensors(run, val_tag)]
+        assert [step for step, _ in val] == [1]                # tiny profile: one epoch, validated once
+        if run.startswith("models/"):                           # the curve the report draws, from log.csv
+            log = pd.read_csv(root / run.rsplit("/", 1)[0] / "log.csv")
+            assert val[0][1] == pytest.approx(log["val_top1"].iloc[0], abs=1e-6)
+        else:
+            det = json.loads((root / "detector" / "metrics.json").read_text())["selection"]["val_curve"]
+            assert val[0][1] == pytest.approx(det[0]["box_ap"], abs=1e-6)
+
+
 def test_summary_recomputed_from_scores(tiny_study):
     import numpy as np
     ev = tiny_study["root"] / "evaluation"

@@ -65,6 +65,11 @@ def main(argv=None) -> int:
     s.add_argument("--gap", type=int, default=1, help="online: model frames between shift partners")
     s.add_argument("--detect-every", type=int, default=1,
                    help="online: run the pet localiser every k model frames, holding its box in between")
+    s = sub.add_parser("tensorboard", help="TensorBoard over a study's results folder: every run's curves")
+    s.add_argument("-f", "--file", default="params/study.yaml", help="study parameters (YAML)")
+    s.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"), help="a study parameter")
+    s.add_argument("--port", type=int, default=6006)
+    s.add_argument("--host", default="localhost", help="0.0.0.0 to serve other machines")
     s = sub.add_parser("export", help="export a trained recogniser to ONNX and check it against PyTorch")
     s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>")
     s.add_argument("--out", help="the .onnx file (default: <run>/model.onnx)")
@@ -91,6 +96,8 @@ def main(argv=None) -> int:
             return infer_verb(args)
         if args.verb == "export":
             return export_verb(args)
+        if args.verb == "tensorboard":
+            return tensorboard_verb(args)
         kw = parse_pairs(args.p)
         if args.verb == "prepare":
             from .data import prepare
@@ -143,6 +150,19 @@ def infer_verb(args) -> int:
                 online=infer.Online(args.shift, args.gap, args.detect_every) if args.online else None)
     print(f"timeline.json, timeline.csv, timeline.png{'' if args.no_video else ', annotated.mp4'} -> {args.out}")
     return 0
+
+
+def tensorboard_verb(args) -> int:
+    """TensorBoard on results/<study> (the study file's, after -p): each run's event files lie
+    in <run>/tensorboard, so it lists every run of the study by its folder."""
+    import subprocess
+    from . import study
+    from .core import paths
+    cfg = study.load_study(args.file, parse_pairs(args.p))
+    logdir = paths.study_dir(cfg["study"], cfg["results_dir"] or None)
+    print(f"TensorBoard over {logdir}: http://{args.host}:{args.port}/", flush=True)
+    return subprocess.call([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+                            "--host", args.host, "--port", str(args.port)])
 
 
 def export_verb(args) -> int:

@@ -166,6 +166,7 @@ def validate_train(p: dict) -> None:
     if not box_model and p["resize"] != 0 and (not isinstance(p["resize"], int) or p["resize"] < p["img_size"]):
         raise ParamError(f"resize must be 0 (img_size x 8/7) or a whole number of pixels at least img_size "
                          f"{p['img_size']}: the crop is cut out of the resized frame (got {p['resize']!r})")
+    check_vis_backends(p["vis_backends"])
     if not isinstance(p["fold"], int) or isinstance(p["fold"], bool) or p["fold"] < 0:
         raise ParamError(f"fold must be 0 (the prepared split) or a fold number 1..k (got {p['fold']!r})")
     if not isinstance(p["trial"], int) or isinstance(p["trial"], bool) or p["trial"] < 0:
@@ -181,6 +182,22 @@ def validate_train(p: dict) -> None:
     if init.kind == "checkpoint" and not pretrained.URL.match(init.value) and not Path(init.value).expanduser().is_file():
         raise ParamError(f"init {init.value!r}: no such checkpoint file; init is scratch, zoo, a checkpoint path or "
                          f"URL, or <target>[:<model>] with target one of {list(CHOICES['target'])}")
+
+
+def check_vis_backends(backends) -> None:
+    """vis_backends: a list of mmengine visualisation backends, each a name in mmengine's
+    VISBACKENDS registry or a mapping with that name as `type` (and the backend's arguments)."""
+    import mmengine.visualization  # noqa: F401  (registers mmengine's backends)
+    from mmengine.registry import VISBACKENDS
+    valid = sorted(VISBACKENDS.module_dict)
+    if not isinstance(backends, list):
+        raise ParamError(f"vis_backends must be a list of backend names, e.g. [LocalVisBackend, "
+                         f"TensorboardVisBackend] (got {backends!r}); valid: {', '.join(valid)}")
+    for b in backends:
+        name = b.get("type") if isinstance(b, dict) else b
+        if name not in valid:
+            raise ParamError(f"vis_backends: unknown backend {name!r}; valid (mmengine's VISBACKENDS): "
+                             f"{', '.join(valid)}, each a name or {{type: NAME, ...its arguments}}")
 
 
 # ---- notebooks ----

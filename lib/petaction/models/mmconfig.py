@@ -107,9 +107,45 @@ def topk(n: int) -> tuple:
     return tuple(sorted({1, min(3, n), min(5, n)}))
 
 
+TENSORBOARD_DIR = "tensorboard"   # <run>/tensorboard: `tensorboard --logdir results/<study>` names the run by its folder
+
+
+def vis_backends(names: list, run_dir: Path, study_dir: Path) -> list[dict]:
+    """mmengine visualisation backends (``vis_backends``: names of mmengine's VISBACKENDS, or
+    ``{type: ..., kwargs}``) that every training's scalars go to: loss and learning rate per
+    logging interval, validation metrics per epoch. LocalVisBackend keeps mmengine's place
+    (<run>/<timestamp>/vis_data, which the detector reads back); TensorBoard writes to
+    <run>/tensorboard, one folder per run rather than one per attempt, so that a resumed
+    training continues its curve; MLflow logs every run of the study into one store,
+    <study>/mlflow.db (SQLite: MLflow 3 refuses its plain-file store unless told to), its
+    artifacts under <study>/mlruns, as experiment <study> and run <target/models/model/seed>
+    (what ``mlflow ui --backend-store-uri sqlite:///results/<study>/mlflow.db`` lists). A key
+    given in the mapping wins over these."""
+    try:
+        run = run_dir.resolve().relative_to(study_dir.resolve()).as_posix()
+    except ValueError:   # a run folder outside the study's (a scratch config): its own name
+        run = run_dir.name
+    places = {"TensorboardVisBackend": dict(save_dir=str(run_dir / TENSORBOARD_DIR)),
+              "MLflowVisBackend": dict(save_dir=str(study_dir / "mlruns"), exp_name=study_dir.name, run_name=run,
+                                       tracking_uri=f"sqlite:///{study_dir / 'mlflow.db'}",
+                                       artifact_location=(study_dir / "mlruns").as_uri())}
+    out = []
+    for b in names:
+        b = dict(b) if isinstance(b, dict) else {"type": b}
+        out.append({**places.get(b["type"], {}), **b})
+    return out
+
+
+def visualizer(p: dict, run_dir: Path) -> dict:
+    """The recognisers' visualizer (mmaction2's) with the run's backends (vis_backends)."""
+    study_dir = paths.results_root(p["results_dir"] or None) / p["study"]   # no mkdir: a config only
+    return dict(type="ActionVisualizer", vis_backends=vis_backends(p["vis_backends"], Path(run_dir), study_dir))
+
+
 def training(p: dict, run_dir: Path, class_names: list[str], imports=("petaction.mmsetup",)) -> dict:
     """What every training here shares, whatever the model and data: epochs and validation,
-    optimizer and schedule, hooks, seeding, work dir (mmconfig.build and detection.build)."""
+    optimizer and schedule, hooks, seeding, work dir, visualisation backends (mmconfig.build and
+    detection.build)."""
     optimizer = dict(type=p["optimizer"], lr=p["lr"], weight_decay=p["weight_decay"])
     if p["optimizer"] == "SGD":
         optimizer["momentum"] = p["momentum"]
@@ -136,6 +172,7 @@ def training(p: dict, run_dir: Path, class_names: list[str], imports=("petaction
         custom_hooks=[dict(type="EpochCSVHook"), dict(type="TrustCheckpointsHook")],
         work_dir=str(run_dir),
         dataset_meta=dict(classes=class_names),
+        visualizer=visualizer(p, run_dir),
     )
 
 
@@ -155,6 +192,5 @@ def build(p: dict, data_dir: Path, run_dir: Path, class_names: list[str], train_
         test_dataloader=loader(p, data_dir, "test", test_pipe, False),
         val_evaluator=acc,
         test_evaluator=[acc, dict(type="DumpResults", out_file_path=str(run_dir / "test_results.pkl"))],
-        visualizer=dict(type="ActionVisualizer", vis_backends=[dict(type="LocalVisBackend")]),
     ))
     return pretrained.apply(cfg, p, run_dir, class_names)   # init: the checkpoint checked, its loading hook

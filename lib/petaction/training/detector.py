@@ -48,6 +48,8 @@ PROFILES = {
                  batch_size=8, optimizer="SGD", lr=0.01, weight_decay=0.0001, num_workers=8, score_thr=0.05),
 }
 SELECT_METRIC = "coco/bbox_mAP"        # on the validation split: the checkpoint kept and tested
+# LocalVisBackend: val_curve reads its scalars.json back; TensorBoard beside the recognisers' runs
+VIS_BACKENDS = ["LocalVisBackend", "TensorboardVisBackend"]
 LATENCY = dict(warmup=3, repeats=15)   # as cost.measure times the models (and for cost.MIN_TIME_S at least)
 
 
@@ -171,6 +173,7 @@ def build(s: dict, data: Path, out: Path, seed: int = 0) -> Config:
         log_level="INFO", load_from=None, resume=False,
         randomness=dict(seed=seed, deterministic=False, diff_rank_seed=False),
         work_dir=str(out),
+        visualizer=dict(type="Visualizer", vis_backends=mmconfig.vis_backends(VIS_BACKENDS, out, out.parent)),
     )
     return Config(cfg)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import atomic, paths, provenance
-from ..models import checkpoints, pretrained
+from ..models import checkpoints, mmconfig, pretrained
 
 
 def data_dir(study: str, target: str, results_dir=None, fold: int = 0, trial: int = 0) -> Path:
@@ -73,8 +73,12 @@ def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0, sp
 
 def clear_checkpoints(run: Path) -> None:
     """Remove the checkpoints an earlier training of this run left: a re-run must never select
-    or test a stale one (``best_*_epoch_8.pth`` of the last run sorts after ``..._16.pth``)."""
-    for f in (*run.glob("*.pth"), *run.glob("*.tmp"), run / "last_checkpoint", run / "checkpoints.sha256"):
+    or test a stale one (``best_*_epoch_8.pth`` of the last run sorts after ``..._16.pth``).
+    Its TensorBoard events go too: TensorBoard would draw the old curves under the new ones
+    (a resumed training keeps them, and continues them)."""
+    tb = run / mmconfig.TENSORBOARD_DIR
+    for f in (*run.glob("*.pth"), *run.glob("*.tmp"), run / "last_checkpoint", run / "checkpoints.sha256",
+              *tb.glob("events.out.tfevents.*")):
         f.unlink(missing_ok=True)
 
 

@@ -36,9 +36,21 @@ def train_then_test(cfg, out: Path, t0: float, resume: bool = False):
     runner = Runner.from_cfg(cfg)
     cpu0 = time.process_time()
     runner.train()
+    close_once(runner)
     write_budget(out, runner.iter, time.process_time() - cpu0)
     barrier()   # the main process has recorded the best checkpoint's hash before others load it
     train_s = time.time() - t0
     best = best_checkpoint(out, runner)
     runner.load_checkpoint(str(best))   # a checkpoint this run wrote: see models.checkpoints
     return runner, best, runner.test(), train_s
+
+
+def close_once(runner) -> None:
+    """mmengine's LoggerHook closes the visualizer after train() and again after test() on the
+    same Runner; an MLflow backend closed once would then start a second, unnamed MLflow run to
+    log the run folder's files again (mlflow 3.18, measured). Its close() does nothing without
+    its client, `_mlflow`: dropped here, after training, when nothing logs to it any more."""
+    from mmengine.visualization import MLflowVisBackend
+    for backend in runner.visualizer._vis_backends.values():
+        if isinstance(backend, MLflowVisBackend) and hasattr(backend, "_mlflow"):
+            del backend._mlflow
