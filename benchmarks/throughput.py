@@ -209,6 +209,8 @@ def measure_model(p: dict, scratch: Path, a) -> dict:
     init_default_scope(cfg.default_scope)   # the Runner's registry scope for the loader's dataset
     batches, load_ms, steps_per_epoch = loader_batches(cfg, a.batches)
     init = MODELS.build(copy.deepcopy(cfg.model))
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance().setLevel("WARNING")   # init_weights logs every parameter
     init.init_weights()
     state = copy.deepcopy(init.state_dict())
     wanted = p["model"] in a.compile_models if a.compile_models else p["target"] == "action"
