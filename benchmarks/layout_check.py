@@ -54,7 +54,10 @@ def compare(new: dict, old: dict, seeds: dict) -> dict:
                      "train_steps_before": before["train_steps"], "train_steps_now": r["train_steps"],
                      "train_cpu_s_before": before["train_cpu_s"], "train_cpu_s_now": r["train_cpu_s"],
                      "cpu_s_ratio_before_over_now": cpu_ratio})
-    return {"tolerance_rule": "a model's own seed spread of best validation top-1 where measured, else the "
+    return {"cpu_s_note": "training CPU seconds of runs made at other times on a shared machine move with its "
+                          "load (cache and memory contention count as CPU time); the step's ratio measured "
+                          "side by side is throughput.json's",
+            "tolerance_rule": "a model's own seed spread of best validation top-1 where measured, else the "
                               "largest measured (learnability_seeds.json)",
             "seed_spread": spread, "tolerance_default": tol, "models": rows}
 
@@ -64,13 +67,21 @@ def main() -> int:
     ap.add_argument("--new", default="speedcheck", help="benchmarks/results/<new>.json (learnability.py's)")
     ap.add_argument("--old", default="learnability", help="benchmarks/results/<old>.json, trained before")
     ap.add_argument("--seeds-result", default="learnability_seeds", help="the multi-seed result for the spread")
+    ap.add_argument("--runs", help="read the finished runs of this study folder (results/<study>) instead of "
+                                   "--new: while learnability.py still trains the last of them")
     ap.add_argument("--out", default="layout_check")
     a = ap.parse_args()
-    new, old, seeds = (json.loads((RESULTS / f"{n}.json").read_text()) for n in (a.new, a.old, a.seeds_result))
+    old, seeds = (json.loads((RESULTS / f"{n}.json").read_text()) for n in (a.old, a.seeds_result))
+    if a.runs:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from learnability import read_run
+        new = {"runs": [read_run(m.parent) for m in sorted(Path(a.runs).glob("models/*/seed*/metrics.json"))]}
+    else:
+        new = json.loads((RESULTS / f"{a.new}.json").read_text())
     from petaction.core import provenance
     out = compare(new, old, seeds)
     out.update(command="python benchmarks/layout_check.py " + " ".join(sys.argv[1:]),
-               new=f"benchmarks/results/{a.new}.json", old=f"benchmarks/results/{a.old}.json")
+               new=a.runs or f"benchmarks/results/{a.new}.json", old=f"benchmarks/results/{a.old}.json")
     provenance.save_benchmark(a.out, out)
     for r in out["models"]:
         print(f"{r['model']}: best val {r['best_val_top1_before']:.3f} -> {r['best_val_top1_now']:.3f} "
