@@ -214,7 +214,7 @@ def measure_model(p: dict, scratch: Path, a) -> dict:
     init.init_weights()
     state = copy.deepcopy(init.state_dict())
     wanted = p["model"] in a.compile_models if a.compile_models else p["target"] == "action"
-    compile_now = a.compile and wanted and a.compile_budget_left > 0
+    compile_now = a.compile and wanted and a.compile_budget_left >= min(a.compile_limit, 30)   # not a 1 s stub of a try
     names = [c for c in CANDIDATES if c != "compile" or compile_now]
     built, fns, out = {}, {}, {}
     for name in names:
