@@ -92,6 +92,9 @@ def test_training_cost_is_the_measured_seconds_of_its_step_settings():
     assert rate == pytest.approx(rows[0]["epoch"]["epoch_s"] / 1.0)
     assert schedule.job_cost(other, rows) == pytest.approx(schedule.gflops_per_clip(other) * p["epochs"] * rate)
     assert schedule.costs_in_seconds(rows) and not schedule.costs_in_seconds([])
+    # a row timed while the machine was twice as busy (half the matmul peak) counts half its seconds
+    busy = [{**rows[0], "peak_gflops_s": 10.0}, {**throughput_row(other, 100.0), "peak_gflops_s": 20.0}]
+    assert schedule.job_cost(p, busy) == pytest.approx(p["epochs"] * (10 * 0.105 + 2.0) / 2)
 
 
 def test_the_pool_orders_trainings_by_measured_seconds_not_flops(monkeypatch):

@@ -18,7 +18,7 @@ Cost estimate of one training, in seconds on one CPU thread where it was measure
 committed benchmarks/results/throughput.json holds, per training of the default study, the
 step time of each layout, a batch's loading and a validation pass (benchmarks/throughput.py);
 a training of the same step settings (step_key) costs epochs x (steps an epoch x (step +
-loading) + validation). FLOPs alone misorder the CPU trainings (a depthwise convolution does
+loading) + validation), at the least loaded core's speed of that run (load_scale). FLOPs alone misorder the CPU trainings (a depthwise convolution does
 little work per second), so the GFLOPs per training clip (mmengine's FlopAnalyzer on forward.py's
 whole forward at the train pipeline's input) x epochs is the fallback, for a training the file
 does not hold or on a GPU machine, scaled to seconds by the measured trainings' seconds per
@@ -152,15 +152,26 @@ def steps_per_epoch(p: dict) -> int | None:
         return None
 
 
-def epoch_seconds(p: dict, row: dict) -> float | None:
+def load_scale(row: dict, rows: list[dict]) -> float:
+    """A row's times at the least loaded core's speed: a shared machine's load drifts between
+    the models of one benchmark run (each model's candidates are interleaved, the models are
+    not), and the matmul peak timed in the same rounds as the row's steps measures how much;
+    its peak over the run's highest scales the row's seconds."""
+    top = max((r.get("peak_gflops_s") or 0.0 for r in rows), default=0.0)
+    own = row.get("peak_gflops_s")
+    return own / top if own and top else 1.0
+
+
+def epoch_seconds(p: dict, row: dict, scale: float = 1.0) -> float | None:
     """Seconds of one epoch of p from a throughput row of its step settings: its layout's
-    step and a batch's loading per step, and one validation pass."""
+    step and a batch's loading per step, and one validation pass (x ``scale``: load_scale)."""
     c = row.get("candidates", {}).get(layout(p), {})
     if "median_ms" not in c:
         return None
     steps = steps_per_epoch(p) or row["steps_per_epoch"]
     val = row.get("validation") or {}
-    return steps * (c["median_ms"] + row.get("load_ms_per_batch", 0.0)) / 1000 + val.get("load_s", 0.0) + val.get("forward_s", 0.0)
+    s = steps * (c["median_ms"] + row.get("load_ms_per_batch", 0.0)) / 1000 + val.get("load_s", 0.0) + val.get("forward_s", 0.0)
+    return s * scale
 
 
 def measured_cost(p: dict, rows: list[dict]) -> float | None:
@@ -168,7 +179,7 @@ def measured_cost(p: dict, rows: list[dict]) -> float | None:
     key = step_key(p)
     for row in rows:
         if row.get("step_key") == key:
-            s = epoch_seconds(p, row)
+            s = epoch_seconds(p, row, load_scale(row, rows))
             if s is not None:
                 return s * p["epochs"]
     return None
@@ -177,7 +188,7 @@ def measured_cost(p: dict, rows: list[dict]) -> float | None:
 def seconds_per_gflop_epoch(rows: list[dict]) -> float | None:
     """The measured trainings' median seconds per (forward GFLOPs per clip x epoch): the
     fallback's scale, so that estimated and measured costs share one unit."""
-    ratios = [row["epoch"]["epoch_s"] / row["gmacs_per_clip"] for row in rows
+    ratios = [row["epoch"]["epoch_s"] * load_scale(row, rows) / row["gmacs_per_clip"] for row in rows
               if (row.get("epoch") or {}).get("epoch_s") and row.get("gmacs_per_clip")]
     return float(sorted(ratios)[len(ratios) // 2]) if ratios else None
 
