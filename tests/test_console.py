@@ -45,6 +45,18 @@ def test_time_left_scales_the_estimates_by_measured_over_estimated():
     assert t.left(now=230) == (0.0, ["report"])
 
 
+def test_costs_in_seconds_give_a_time_left_from_the_start():
+    """Trainings costed in measured seconds (prior rate 1) have a time left before any ends,
+    and the measured rate replaces the prior once one does."""
+    t = planted()
+    t.prior["train"] = 1.0
+    assert t.left(now=0)[0] == pytest.approx(5.0)   # 4, 2, 2, 1 s on 2 slots, longest first
+    assert "known when" not in t.text(now=0)
+    t.start("a", now=0)
+    t.finish("a", 8.0)                               # twice the measured seconds here
+    assert t.rate("train") == pytest.approx(2.0)
+
+
 def test_a_placeholder_cost_does_not_correct_the_rate():
     t = TimeLeft(n_slots=1)
     t.expect("train tsn", "train", 2, pooled=True)

@@ -182,3 +182,19 @@ def test_fast_rcnn_is_timed_on_its_whole_frames_and_one_roi(tmp_path):
     assert row["boxes_per_prediction"] == 1 and row["views"] == 1
     assert row["gflops"] == pytest.approx(cost.gflops(it["net"], it["x"]))
     assert row["gflops"] > cost.gflops(it["net"].model.backbone, forward.preprocess(it["net"].model, it["x"][0]))
+
+
+def test_evaluation_re_times_no_model_whose_cost_inputs_are_unchanged(tiny_run, tmp_path, monkeypatch):
+    """An evaluation re-run for a reason of its own (the report's or the docs' code changed the
+    package's digest) re-scores but re-times nothing: each model's cost row comes from
+    evaluation/cost_cache/ while its architecture, inputs, timing code and settings and the
+    machine are the same; a changed timing setting times it again."""
+    first = cost.measure_runs([tiny_run], tmp_path, repeats=2)
+    timed = []
+    real = cost.measure
+    monkeypatch.setattr(cost, "measure", lambda runs, *a, **k: timed.append(list(runs)) or real(runs, *a, **k))
+    again = cost.measure_runs([tiny_run], tmp_path, repeats=2)
+    assert timed == []
+    assert again.equals(first)
+    cost.measure_runs([tiny_run], tmp_path, update_hz=2.0, repeats=2)
+    assert timed == [[tiny_run]]

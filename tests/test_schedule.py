@@ -62,9 +62,52 @@ def test_training_cost_estimate_is_the_whole_forward_on_a_training_clip(name):
     backbone_only = cost.gflops(model.backbone if box else model, pre)   # model(x): mmaction2's tensor mode
     g = schedule.gflops_per_clip(p)
     assert g > backbone_only > 0
-    assert schedule.job_cost(p) == pytest.approx(g * p["epochs"])
+    assert schedule.job_cost(p, rows=[]) == pytest.approx(g * p["epochs"])   # nothing measured: GFLOPs x epochs
     if p["sampling"] == "clip" and not box:   # a prediction's three test views cost about 3x a training clip
         assert cost.gflops(forward.build(model), forward.example_inputs(p)) == pytest.approx(3 * g, rel=0.05)
+
+
+def throughput_row(p, step_ms, cl_ms=None, load_ms=5.0, val_s=2.0, steps=10, gmacs=1.0):
+    """A benchmarks/throughput.py row for p's step settings."""
+    cands = {"contiguous": {"median_ms": step_ms}}
+    if cl_ms:
+        cands["channels_last"] = {"median_ms": cl_ms}
+    return {"model": p["model"], "step_key": schedule.step_key(p), "steps_per_epoch": steps, "candidates": cands,
+            "load_ms_per_batch": load_ms, "validation": {"load_s": val_s / 2, "forward_s": val_s / 2},
+            "gmacs_per_clip": gmacs, "epoch": {"epoch_s": steps * (step_ms + load_ms) / 1000 + val_s}}
+
+
+def test_training_cost_is_the_measured_seconds_of_its_step_settings():
+    """A training throughput.json measured costs epochs x (steps x (its layout's step + a batch's
+    loading) + a validation pass); one it did not measure costs its GFLOPs x epochs at the measured
+    trainings' seconds per GFLOP-epoch, so both are in seconds; a changed step setting is not
+    the measured one."""
+    p = P.resolve_train({"model": "tsn", "profile": "tiny", "study": "nowhere"})
+    rows = [throughput_row(p, 100.0, cl_ms=50.0, steps=10)]
+    assert schedule.job_cost(p, rows) == pytest.approx(p["epochs"] * (10 * 0.105 + 2.0))
+    assert schedule.job_cost({**p, "channels_last": True}, rows) == pytest.approx(p["epochs"] * (10 * 0.055 + 2.0))
+    other = {**p, "img_size": p["img_size"] * 2}
+    assert schedule.measured_cost(other, rows) is None
+    rate = schedule.seconds_per_gflop_epoch(rows)
+    assert rate == pytest.approx(rows[0]["epoch"]["epoch_s"] / 1.0)
+    assert schedule.job_cost(other, rows) == pytest.approx(schedule.gflops_per_clip(other) * p["epochs"] * rate)
+    assert schedule.costs_in_seconds(rows) and not schedule.costs_in_seconds([])
+    # a row timed while the machine was twice as busy (half the matmul peak) counts half its seconds
+    busy = [{**rows[0], "peak_gflops_s": 10.0}, {**throughput_row(other, 100.0), "peak_gflops_s": 20.0}]
+    assert schedule.job_cost(p, busy) == pytest.approx(p["epochs"] * (10 * 0.105 + 2.0) / 2)
+
+
+def test_the_pool_orders_trainings_by_measured_seconds_not_flops(monkeypatch):
+    """x3d has the fewest FLOPs but the slowest step: measured, it starts first."""
+    ps = [P.resolve_train({"model": m, "profile": "tiny", "study": "nowhere"}) for m in ("tsn", "x3d")]
+    g = [schedule.gflops_per_clip(p) for p in ps]
+    assert g[1] < g[0]
+    rows = [throughput_row(ps[0], 100.0), throughput_row(ps[1], 400.0)]
+    monkeypatch.setattr(schedule, "measured", lambda path=None: rows)
+    costs = study.estimates(ps)
+    assert schedule.lpt_order(costs) == [1, 0]
+    monkeypatch.setattr(schedule, "measured", lambda path=None: [])
+    assert schedule.lpt_order(study.estimates(ps)) == [0, 1]   # GFLOPs alone: the other way round
 
 
 def test_lpt_plan_balances_the_full_profile_shape():

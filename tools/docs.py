@@ -228,6 +228,45 @@ def gpu_check(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).astype(object).fillna("").rename(columns={"variant": f"variant ({head})"})
 
 
+def throughput(result: dict) -> pd.DataFrame:
+    """Per training: today's step and each candidate's ratio to it, the layout it trains with,
+    achieved GFLOP/s against the matmul peak of the same rounds, and its top operator."""
+    rows = []
+    for r in result["models"]:
+        c = r["candidates"]
+        today = c.get("contiguous", {})
+
+        def ratio(name):
+            v = c.get(name, {})
+            return f"{v['ratio_to_today']:.2f}x" if v.get("ratio_to_today") else ("fails" if "error" in v else "n/a")
+        chosen = c.get(r["chosen"], {})
+        ops = (r.get("top_ops") or {}).get("contiguous") or []
+        rows.append({
+            "model": r["model"], "target": r["target"], "batch": r["batch"],
+            "today's step (ms)": num(today.get("median_ms"), ".0f"),
+            **{f"{n.replace('_', ' ')}": ratio(n) for n in result["candidates"] if n != "contiguous"},
+            "compile (s)": num(c.get("compile", {}).get("compile_s"), ".0f"),
+            "trains as": r["chosen"].replace("_", " "), "its ratio": ratio(r["chosen"]),
+            "GFLOP/s (today / trained)": f"{num(today.get('achieved_gflops_s'))} / {num(chosen.get('achieved_gflops_s'))}",
+            "of peak": pct(chosen.get("share_of_peak")),
+            "top operator today": f"{ops[0]['op']} ({pct(ops[0]['share'])})" if ops else "n/a",
+        })
+    return pd.DataFrame(rows)
+
+
+def throughput_epoch(result: dict) -> pd.DataFrame:
+    """Where an epoch's time goes outside the training step."""
+    rows = []
+    for r in result["models"]:
+        e, v = r.get("epoch") or {}, r.get("validation") or {}
+        rows.append({"model": r["model"], "target": r["target"], "steps an epoch": r["steps_per_epoch"],
+                     "epoch (s)": num(e.get("epoch_s")), "training steps": pct(e.get("step_share")),
+                     "decoding training batches": pct(e.get("train_decode_share")),
+                     "validation": pct(e.get("val_share")), "of it decoding": pct(e.get("val_decode_share")),
+                     "val clips": v.get("clips", "n/a")})
+    return pd.DataFrame(rows)
+
+
 def models(_: dict) -> pd.DataFrame:
     """One row per params/models/*.yaml: what it is, mmaction2's base, and the zoo entry it is
     checked against (the zoo's own published figures, as the model file records them). Its
@@ -280,6 +319,8 @@ TABLES = {
                              "OMP_NUM_THREADS=1 python benchmarks/gpu_check.py --loader-only --out gpu_check_loader_cpu"),
     "gpu-check-tiny-cpu": ("benchmarks/results/gpu_check_tiny_cpu.json", gpu_check,
                            "OMP_NUM_THREADS=1 python benchmarks/gpu_check.py --tiny --iters 30 --warmup 5 --out gpu_check_tiny_cpu"),
+    "throughput": ("benchmarks/results/throughput.json", throughput, "python benchmarks/throughput.py"),
+    "throughput-epoch": ("benchmarks/results/throughput.json", throughput_epoch, "python benchmarks/throughput.py"),
     "models": ("params/models", models, ""),
 }
 

@@ -2,12 +2,14 @@
 progress bar over the training pool, and the Jupyter kernels started quietly.
 
 Time left: every step the study will still run has a cost in its kind's unit (a training:
-GFLOPs per clip x epochs, the scheduler's estimate; an evaluation: its number of models; the
+the scheduler's estimate, schedule.job_cost: seconds measured by benchmarks/throughput.py where
+it holds the training, GFLOPs x epochs scaled to them where not; an evaluation: its number of models; the
 report: 1). A kind's seconds per unit is measured on this machine, from the steps of that kind
 that finished in this run (measured / estimated), so the estimate corrects itself as trainings
 finish. The training pool's remaining time is the longest-first schedule (schedule.py) of
 what waits, on slots busy for what the running trainings have left; the other steps run one
-after another. A kind nothing has measured yet is named instead of guessed ("+ evaluation").
+after another. A kind nothing has measured yet is named instead of guessed ("+ evaluation"),
+unless its costs are seconds already (the trainings' measured ones: ``prior``).
 
 The bar (tqdm.auto: a widget in JupyterLab when ipywidgets is installed, text in a terminal)
 redraws every second where a redraw replaces the line: a terminal or a notebook. Written to a
@@ -76,6 +78,7 @@ class TimeLeft:
         self.measured = {}   # name -> seconds (done steps only)
         self.gone = set()    # finished, skipped or failed: no time left
         self.unlisted = set()   # kinds the study will run whose steps are not known yet
+        self.prior = {}      # kind -> seconds per unit before any step of it finished (costs in seconds: 1)
 
     def expect(self, name: str, kind: str, cost: float, pooled: bool = False, calibrates: bool = True) -> None:
         """A step the study will run; `pooled`: in the training pool; `calibrates`: its
@@ -107,7 +110,7 @@ class TimeLeft:
         done = [(self.measured[n], s["cost"]) for n, s in self.steps.items()
                 if n in self.measured and s["kind"] == kind and s["calibrates"] and s["cost"] > 0]
         cost = sum(c for _, c in done)
-        return sum(m for m, _ in done) / cost if cost else None
+        return sum(m for m, _ in done) / cost if cost else self.prior.get(kind)
 
     def left(self, now: float | None = None) -> tuple[float, list[str]]:
         """(seconds left of what can be estimated, the kinds still unmeasured)."""

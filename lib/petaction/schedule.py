@@ -14,19 +14,28 @@
 
 The same code places jobs whether the slots are real GPUs, a fake list on a CPU machine
 (tests, benchmarks/schedule.py) or a Slurm allocation (ddp: one slot, many nodes).
-Cost estimate of one training: GFLOPs per training clip (mmengine's FlopAnalyzer on
-forward.py's whole forward of the resolved architecture, at the train pipeline's input) x
-epochs; the study's models share one training set, so this orders and balances them (the
-absolute seconds come from the box).
+Cost estimate of one training, in seconds on one CPU thread where it was measured: the
+committed benchmarks/results/throughput.json holds, per training of the default study, the
+step time of each layout, a batch's loading and a validation pass (benchmarks/throughput.py);
+a training of the same step settings (step_key) costs epochs x (steps an epoch x (step +
+loading) + validation), at the least loaded core's speed of that run (load_scale). FLOPs alone misorder the CPU trainings (a depthwise convolution does
+little work per second), so the GFLOPs per training clip (mmengine's FlopAnalyzer on forward.py's
+whole forward at the train pipeline's input) x epochs is the fallback, for a training the file
+does not hold or on a GPU machine, scaled to seconds by the measured trainings' seconds per
+GFLOP-epoch when the study has some.
 """
 from __future__ import annotations
 
 import heapq
+import json
+import math
 import os
 import queue
 import threading
 import time
+from pathlib import Path
 
+from .core import paths
 from .core.errors import ParamError
 
 STRATEGIES = ("parallel", "ddp")
@@ -103,9 +112,106 @@ def gflops_per_clip(p: dict) -> float:
                        forward.example_inputs(p, split="train"))
 
 
-def job_cost(p: dict) -> float:
-    """Relative cost of one training: GFLOPs per clip x epochs."""
-    return gflops_per_clip(p) * p["epochs"]
+THROUGHPUT = paths.REPO / "benchmarks" / "results" / "throughput.json"
+# the train settings a step's time depends on (the layout is chosen per entry: channels_last)
+STEP_KEYS = ("model", "target", "profile", "mm_base", "model_cfg", "model_cfg_lite", "lite", "sampling", "img_size",
+             "resize", "num_segments", "clip_len", "frame_interval", "batch_size", "optimizer", "grad_clip",
+             "class_balance", "num_workers", "deterministic", "amp")
+
+
+def step_key(p: dict) -> str:
+    """A digest of the settings one training step's time depends on (benchmarks/throughput.py
+    records it beside each measurement)."""
+    import hashlib
+    settings = {k: p.get(k) for k in STEP_KEYS}
+    settings["model"] = str(p["model"]).split("@")[0]   # tsm@action steps as tsm does (its init differs)
+    blob = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def layout(p: dict) -> str:
+    """The throughput candidate a training runs as."""
+    return "channels_last" if p["channels_last"] else "contiguous"
+
+
+def measured(path=THROUGHPUT) -> list[dict]:
+    """throughput.json's per-training rows ([] when absent or unreadable)."""
+    try:
+        return json.loads(Path(path).read_text())["models"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def steps_per_epoch(p: dict) -> int | None:
+    """Optimizer steps an epoch of p's prepared training split takes (None: not prepared yet)."""
+    from .training import runfolder
+    try:
+        data = runfolder.data_dir(p["study"], p["target"], p["results_dir"] or None, p.get("fold", 0))
+        return math.ceil(len(runfolder.read_split(data, "train", p.get("fold", 0))) / p["batch_size"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def load_scale(row: dict, rows: list[dict]) -> float:
+    """A row's times at the least loaded core's speed: a shared machine's load drifts between
+    the models of one benchmark run (each model's candidates are interleaved, the models are
+    not), and the matmul peak timed in the same rounds as the row's steps measures how much;
+    its peak over the run's highest scales the row's seconds."""
+    top = max((r.get("peak_gflops_s") or 0.0 for r in rows), default=0.0)
+    own = row.get("peak_gflops_s")
+    return own / top if own and top else 1.0
+
+
+def epoch_seconds(p: dict, row: dict, scale: float = 1.0) -> float | None:
+    """Seconds of one epoch of p from a throughput row of its step settings: its layout's
+    step and a batch's loading per step, and one validation pass (x ``scale``: load_scale)."""
+    c = row.get("candidates", {}).get(layout(p), {})
+    if "median_ms" not in c:
+        return None
+    steps = steps_per_epoch(p) or row["steps_per_epoch"]
+    val = row.get("validation") or {}
+    s = steps * (c["median_ms"] + row.get("load_ms_per_batch", 0.0)) / 1000 + val.get("load_s", 0.0) + val.get("forward_s", 0.0)
+    return s * scale
+
+
+def measured_cost(p: dict, rows: list[dict]) -> float | None:
+    """Seconds of p's training from throughput rows of the same step settings, else None."""
+    key = step_key(p)
+    for row in rows:
+        if row.get("step_key") == key:
+            s = epoch_seconds(p, row, load_scale(row, rows))
+            if s is not None:
+                return s * p["epochs"]
+    return None
+
+
+def seconds_per_gflop_epoch(rows: list[dict]) -> float | None:
+    """The measured trainings' median seconds per (forward GFLOPs per clip x epoch): the
+    fallback's scale, so that estimated and measured costs share one unit."""
+    ratios = [row["epoch"]["epoch_s"] * load_scale(row, rows) / row["gmacs_per_clip"] for row in rows
+              if (row.get("epoch") or {}).get("epoch_s") and row.get("gmacs_per_clip")]
+    return float(sorted(ratios)[len(ratios) // 2]) if ratios else None
+
+
+def costs_in_seconds(rows: list[dict] | None = None) -> bool:
+    """Whether job_cost gives seconds (measured trainings to count or scale by, no GPU)."""
+    import torch
+    return not torch.cuda.is_available() and bool(measured() if rows is None else rows)
+
+
+def job_cost(p: dict, rows: list[dict] | None = None) -> float:
+    """Cost of one training, for ordering the pool and the console's time left: CPU seconds
+    from throughput.json (``rows``: its trainings, default the committed file) where it holds
+    this training's step settings and the machine has no GPU; else GFLOPs per clip x epochs,
+    in seconds at the measured trainings' rate when there are some."""
+    import torch
+    rows = measured() if rows is None else rows
+    if not torch.cuda.is_available():
+        s = measured_cost(p, rows)
+        if s is not None:
+            return s
+    rate = None if torch.cuda.is_available() else seconds_per_gflop_epoch(rows)
+    return gflops_per_clip(p) * p["epochs"] * (rate or 1.0)
 
 
 def lpt_order(costs: list[float]) -> list[int]:

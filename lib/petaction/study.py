@@ -394,7 +394,7 @@ def train_all(steps: list, resolved: list, cfg: dict, force: bool, log) -> list[
     if len(slot_list) > 1 and len(todo) > 1:
         costs = after_sources(estimated, after)
         pl = schedule.plan([costs[i] for i in todo], len(slot_list))
-        con(f"[plan] {len(todo)} trainings on {where}, longest first (GFLOPs x epochs): "
+        con(f"[plan] {len(todo)} trainings on {where}, longest first (measured CPU seconds, schedule.job_cost): "
             f"predicted makespan {100 * pl['over_per_slot']:.1f}% over total work / {len(slot_list)}")
 
     visible = schedule.visible_gpus() if any(slot_list) else []
@@ -446,6 +446,8 @@ def expect_trainings(con: Console, names: list[str], costs: list[float], detecto
     whose ordering cost is a placeholder (estimates), at the mean training's and without
     correcting the trainings' rate."""
     con.times.listed("train")
+    if schedule.costs_in_seconds():   # measured seconds: a time left from the start, corrected as trainings end
+        con.times.prior["train"] = 1.0
     trainings = [c for c, d in zip(costs, detector) if not d]
     mean = sum(trainings) / len(trainings) if trainings else 1.0
     for name, cost, det in zip(names, costs, detector):
@@ -492,7 +494,7 @@ def after_sources(costs: list[float], after: dict[int, int]) -> list[float]:
 
 
 def estimates(resolved: list) -> list[float]:
-    """Each step's cost for ordering: GFLOPs x epochs for a training (0 when it cannot be
+    """Each step's cost for ordering: schedule.job_cost for a training (0 when it cannot be
     built: it will fail fast, or when it need not run); the detector, on another scale,
     counts as the costliest training so that it starts first rather than last."""
     costs = [estimate(p) if isinstance(p, dict) else 0.0 for p in resolved]

@@ -187,9 +187,44 @@ def measure(runs: list[Path], update_hz: float = 1.0, warmup: int = 3, repeats: 
     return rows
 
 
+def run_cost_key(run: Path, settings: dict) -> str:
+    """What a run's cost row depends on (costcache.key): the architecture its config.py builds,
+    the inputs its parameters give (fast_rcnn: its frames' shape too), the timing code and
+    settings, the machine. Not the weights: a recogniser's time does not depend on them."""
+    from mmengine.config import Config
+    from . import costcache
+    p = json.loads((run / "params.json").read_text())
+    model = Config.fromfile(str(run / "config.py"), import_custom_modules=False).model.to_dict()
+    shape = [list(x.shape) for x in forward.example_inputs(p, 1)]
+    if forward.is_fast_rcnn_params(p):
+        from ..training import detection
+        shape.append(list(detection.frame_shape(run)))
+    return costcache.key({"model": model, "inputs": shape, "boxes": boxes_per_prediction(p),
+                          "window_s": window_s(p), "views": forward.views(p), "model_name": p["model"],
+                          "seed": p["seed"]}, settings=settings)
+
+
+def measure_cached(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: int = 15) -> list[dict]:
+    """measure()'s rows, each from evaluation/cost_cache/ when it was timed under the same
+    inputs (costcache), so that an evaluation re-run for another reason (the report's code,
+    the docs) re-times nothing; the runs not cached are timed together, interleaved."""
+    from . import costcache
+    settings = {"update_hz": update_hz, "repeats": repeats, "batch": 8, "min_time_s": MIN_TIME_S, "rounds": ROUNDS,
+                "threads": torch.get_num_threads()}
+    keys = [run_cost_key(run, settings) for run in runs]
+    names = [run.parent.name for run in runs]
+    rows = [costcache.load(out, n, k) for n, k in zip(names, keys)]
+    todo = [i for i, r in enumerate(rows) if r is None]
+    for i, row in zip(todo, measure([runs[i] for i in todo], update_hz, repeats=repeats) if todo else []):
+        costcache.save(out, names[i], keys[i], row)
+        rows[i] = row
+    return rows
+
+
 def measure_runs(runs: list[Path], out: Path, update_hz: float = 1.0, repeats: int = 15) -> pd.DataFrame:
-    """cost.csv / cost.json in ``out`` for the given finished runs (one per model)."""
-    rows = measure(runs, update_hz, repeats=repeats)
+    """cost.csv / cost.json in ``out`` for the given finished runs (one per model); a run whose
+    cost inputs have not changed since it was last timed keeps its figures (measure_cached)."""
+    rows = measure_cached(runs, out, update_hz, repeats)
     df = pd.DataFrame(rows)
     atomic.to_csv(df, out / "cost.csv", index=False)
     prov = provenance.collect()

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, diagnose, explore, figures, gradcam, leaks, stats, transfer, trials
+from . import cost, costcache, diagnose, explore, figures, gradcam, leaks, stats, transfer, trials
 from ..core import atomic, lock, metrics, paths
 from ..core.errors import ParamError
 
@@ -534,7 +534,7 @@ def recommend(summary: pd.DataFrame, val: Scored, learned_val: dict, learned_tes
 def detector_cost(study: str, results_dir, out: Path) -> dict | None:
     """The study's pet detector (notebooks/detector.ipynb, trained on the action target's frames):
     its test box AP and how its checkpoint was chosen (on validation) from its metrics.json, and its
-    latency timed again now, beside the models;
+    latency, timed again when one of its cost inputs changed (costcache), beside the models;
     written to evaluation/detector.json. None when the study has no trained detector."""
     from ..training import detector
     det_dir = detector.out_dir(study, "action", results_dir)
@@ -544,7 +544,8 @@ def detector_cost(study: str, results_dir, out: Path) -> dict | None:
     trained = json.loads((det_dir / "metrics.json").read_text())
     det = {k: trained[k] for k in ("detector", "box_ap", "box_ap50", "box_ap75", "n_images", "img_size")}
     det["selection"] = trained.get("selection")   # None: a detector run from before it was recorded
-    det.update(detector.measure(det_dir), source=str(det_dir / "metrics.json"))
+    det.update(costcache.cached(out, "detector", costcache.detector_key(det_dir), lambda: detector.measure(det_dir)),
+               source=str(det_dir / "metrics.json"))
     atomic.write_json(out / "detector.json", det, indent=1)
     return det
 

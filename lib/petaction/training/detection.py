@@ -250,7 +250,7 @@ def build(p: dict, data: Path, run_dir: Path, class_names: list[str]) -> Config:
     n = len(class_names)
     train_pipe, test_pipe = pipelines(p)
     topk = mmconfig.topk(n)
-    return Config(dict(
+    cfg = Config(dict(
         mmconfig.training(p, run_dir, class_names, imports=("petaction.mmsetup",)),
         model=model_dict(p, n),
         train_dataloader=loader(p, data, "train", train_pipe, n, True),
@@ -259,6 +259,9 @@ def build(p: dict, data: Path, run_dir: Path, class_names: list[str]) -> Config:
         val_evaluator=dict(type="ClipBoxMetric", topk=topk),
         test_evaluator=dict(type="ClipBoxMetric", topk=topk, out_file=str(run_dir / "test_results.pkl")),
     ))
+    if p["channels_last"]:   # one process here (no launch.adapt): the hook converts the weights
+        cfg.custom_hooks.append(dict(type="ChannelsLastHook"))
+    return cfg
 
 
 # ---- run ----
