@@ -86,8 +86,10 @@ def test_resume_only_the_same_unfinished_training(tmp_path):
         torch.save({"state_dict": {}}, ckpt)
         (tmp_path / "best_acc_top1_epoch_1.pth").write_bytes(ckpt.read_bytes())
         (tmp_path / "last_checkpoint").write_text(str(ckpt))
-        if trusted:   # as CheckpointHook's save, then the end of the epoch's validation, record it
-            checkpoints.record_checkpoint(ckpt, mark=checkpoints.VALIDATED if validated else "")
+        if trusted:
+            checkpoints.record_checkpoint(ckpt)
+        if validated:   # the epoch's validation row (EpochCSVHook)
+            (tmp_path / "log.csv").write_text("epoch,train_loss,val_top1\n1,0.5,0.25\n")
         (tmp_path / train.ATTEMPT).write_text(key)
         if finished:
             (tmp_path / "metrics.json").write_text("{}")

@@ -178,6 +178,7 @@ class Step:
         self.parameters, self.done, self.inputs, self.after = parameters, done, inputs, after
         self.trusts = (done, *trusts)   # the outputs a later step reads: each must parse for a skip
         self.stamp_file = out_nb.with_suffix(".stamp.json")
+        self.said = set()   # unreadable outputs already named
 
     @property
     def stamp(self) -> dict:
@@ -195,7 +196,8 @@ class Step:
         if stamp != json.loads(json.dumps(self.stamp, default=str)):
             return False
         bad = next((f for f in self.trusts if not atomic.readable(f)), None)
-        if bad is not None:
+        if bad is not None and bad not in self.said:   # asked twice (the pool, then the step): one line
+            self.said.add(bad)
             log(f"[redo] {self.name}: {bad} is missing or cannot be read, so the step re-runs")
         return bad is None
 

@@ -24,28 +24,22 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-VALIDATED = "validated"   # a manifest line's mark: the checkpoint holds its epoch's validation (best so far)
-
-
-def record_checkpoint(path: str | Path, digest: str | None = None, name: str | None = None,
-                      mark: str = "") -> None:
-    """Note a checkpoint this study just wrote (its hash) as trusted for loading; `mark`
-    (VALIDATED) says that its epoch's validation is in it. One short appended line: a kill
-    while appending leaves a partial hash that matches no file."""
+def record_checkpoint(path: str | Path, digest: str | None = None, name: str | None = None) -> None:
+    """Note a checkpoint this study just wrote (its hash; `digest` and `name` for content about
+    to replace the file `name`) as trusted for loading. One short appended line: a kill while
+    appending leaves a partial hash that matches no file."""
     path = Path(path)
     with open(path.parent / TRUST_FILE, "a") as f:
-        f.write(f"{digest or sha256(path)}  {name or path.name}{'  ' + mark if mark else ''}\n")
+        f.write(f"{digest or sha256(path)}  {name or path.name}\n")
 
 
-def is_trusted(path: str | Path, mark: str = "") -> bool:
-    """Whether this study wrote the file (its hash is in the manifest), with `mark` if given."""
+def is_trusted(path: str | Path) -> bool:
     path = Path(path)
     manifest = path.parent / TRUST_FILE
     if not manifest.is_file():
         return False
-    known = {tuple(line.split()[:1] + line.split()[2:3]) for line in manifest.read_text().splitlines() if line.strip()}
-    digest = sha256(path)
-    return (digest, mark) in known if mark else any(k[0] == digest for k in known)
+    known = {line.split()[0] for line in manifest.read_text().splitlines() if line.strip()}
+    return sha256(path) in known
 
 
 def register_atomic_backend() -> None:

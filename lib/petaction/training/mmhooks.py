@@ -101,15 +101,14 @@ class TrustCheckpointsHook(Hook):
         """mmengine saves the epoch's (last) checkpoint before validating it, so that file lacks
         the validation's best score: a run resumed from it would forget the best so far and
         could test a worse epoch. Copy the message hub (best_score, best_ckpt) into it, its hash
-        recorded before it replaces the old file (core.atomic: a kill leaves either file whole),
-        marked VALIDATED: a run resumes only from such a file (runfolder.resume_or_clear)."""
+        recorded before it replaces the old file (core.atomic: a kill leaves either file whole)."""
         import hashlib
         import io
 
         import torch
 
         from ..core import atomic
-        from ..models.checkpoints import VALIDATED, is_trusted, record_checkpoint
+        from ..models.checkpoints import is_trusted, record_checkpoint
         last = runner.message_hub.get_info("last_ckpt")
         if not last or not Path(last).is_file() or not is_trusted(last):
             return
@@ -118,7 +117,7 @@ class TrustCheckpointsHook(Hook):
         buf = io.BytesIO()
         torch.save(ckpt, buf)
         data = buf.getvalue()
-        record_checkpoint(last, digest=hashlib.sha256(data).hexdigest(), mark=VALIDATED)
+        record_checkpoint(last, digest=hashlib.sha256(data).hexdigest())
         atomic.write_bytes(last, data)
         self._seen.add((last, Path(last).stat().st_mtime_ns))
 

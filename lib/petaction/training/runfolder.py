@@ -109,8 +109,8 @@ def attempt_key(p: dict, data: Path) -> str:
 
 def resume_or_clear(run: Path, key: str) -> bool:
     """Resume (True) only an unfinished attempt (no metrics.json) of the same settings and data
-    whose last checkpoint is one this study wrote, whole, with its epoch's validation in it
-    (mmhooks: a kill between an epoch's checkpoint and the end of its validation would resume
+    whose last checkpoint is one this study wrote, whole, and whose epoch was validated (its row
+    in log.csv: a kill between an epoch's checkpoint and the end of its validation would resume
     past an epoch never validated, which could then never be selected); otherwise clear the
     old checkpoints, so a re-run never selects or tests a stale one. mmengine itself resumes,
     from last_checkpoint."""
@@ -118,10 +118,20 @@ def resume_or_clear(run: Path, key: str) -> bool:
     ckpt = Path(last.read_text().strip()) if last.is_file() else None
     same = (run / ATTEMPT).is_file() and (run / ATTEMPT).read_text().strip() == key
     if (same and not (run / "metrics.json").exists() and ckpt and ckpt.is_file()
-            and checkpoints.is_trusted(ckpt, mark=checkpoints.VALIDATED)):
+            and checkpoints.is_trusted(ckpt) and validated(run, ckpt)):
         return True
     clear_checkpoints(run)
     return False
+
+
+def validated(run: Path, ckpt: Path) -> bool:
+    """Whether the checkpoint's epoch has its validation row in log.csv (EpochCSVHook)."""
+    try:
+        with open(run / "log.csv", newline="") as f:
+            return any(r.get("epoch") == str(checkpoint_epoch(ckpt)) and r.get("val_top1")
+                       for r in csv.DictReader(f))
+    except (OSError, ValueError):
+        return False
 
 
 def start_run(out: Path, cfg, p: dict | None = None) -> None:
