@@ -18,7 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..core import provenance
+from ..core import atomic, provenance
 
 FOLDER = "cost_cache"
 PKG = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def _plain(x):
 def save(out: Path, name: str, k: str, value: dict) -> None:
     f = path(out, name)
     f.parent.mkdir(parents=True, exist_ok=True)
-    f.write_text(json.dumps({"key": k, "value": value}, indent=1, default=_plain))
+    atomic.write_json(f, {"key": k, "value": value}, indent=1, default=_plain)
 
 
 def cached(out: Path, name: str, k: str, compute) -> dict:

@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from . import stats
+from ..core import atomic
 from .figures import plt, save
 from ..training.runfolder import read_split
 
@@ -386,7 +387,7 @@ def run(root: Path, runs: dict, out: Path, per_class: int = PER_CLASS, seed: int
             boxes[name] = box_summary(shares, areas)
         model_figure(name, res, clips, class_names, out / f"{name}.png")
         save_maps(res, list(clips["clip"]), out / f"{name}.npz")
-    pd.DataFrame(rows, columns=COLUMNS).to_csv(out / "gradcam.csv", index=False)
+    atomic.to_csv(pd.DataFrame(rows, columns=COLUMNS), out / "gradcam.csv", index=False)
     if results:
         grid_figure(results, clips, class_names, out / "grid.png")
     record = {"method": "mmaction.utils.GradCAM, the predicted class's raw score", "seed": seed, "per_class": per_class,
@@ -396,7 +397,7 @@ def run(root: Path, runs: dict, out: Path, per_class: int = PER_CLASS, seed: int
               "models": {m: {"figure": f"{m}.png", "maps": f"{m}.npz", "layer": r["layer"], "run": str(runs[m])}
                          for m, r in results.items()},
               "box": boxes, "skipped": skipped}
-    (out / "gradcam.json").write_text(json.dumps(record, indent=1, default=_plain))
+    atomic.write_json(out / "gradcam.json", record, indent=1, default=_plain)
     return record
 
 
