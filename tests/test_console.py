@@ -152,7 +152,7 @@ def test_the_pool_leaves_the_working_folder_as_it_found_it(tmp_path, monkeypatch
             self.name, self.done, self.after = name, tmp_path / name / "metrics.json", None
             self.out_nb = self.done.with_name("train.ipynb")
 
-        def fresh(self):
+        def fresh(self, log=print):
             return False
 
         def run(self, force, log, env=None):

@@ -250,7 +250,7 @@ class FakeStep:
         self.name, self.done, self.after, self.fail, self.events = name, done, after, fail, events
         self.out_nb = done.with_name("train.ipynb")
 
-    def fresh(self):
+    def fresh(self, log=print):
         return False
 
     def run(self, force, log, env=None):
