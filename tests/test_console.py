@@ -112,12 +112,12 @@ def test_the_bar_redraws_where_it_replaces_its_line():
     assert "trainings: 1/1" in stream.getvalue() and "0 s left" in stream.getvalue()
 
 
-def test_a_kernel_starts_without_the_transport_warning(tmp_path, capfd):
-    """The ipykernel warning goes to the kernel's stderr, the study's own fd 2."""
+def run_in_kernel(code: str, tmp_path) -> list:
+    """The outputs of one code cell run by papermill in the study's kernel, as a study runs it."""
     import nbformat
     import papermill as pm
     from petaction import study
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     nb.metadata["kernelspec"] = {"name": study.KERNEL, "display_name": study.KERNEL, "language": "python"}
     nbformat.write(nb, tmp_path / "in.ipynb")
     km = study.EnvKernelManager(study.KERNEL, {})
@@ -127,8 +127,13 @@ def test_a_kernel_starts_without_the_transport_warning(tmp_path, capfd):
     finally:
         if km.has_kernel:
             km.shutdown_kernel()
-    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert out.cells[0].outputs[0]["text"] == "42\n"
+    return nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs
+
+
+def test_a_kernel_starts_without_the_transport_warning(tmp_path, capfd):
+    """The ipykernel warning goes to the kernel's stderr, the study's own fd 2."""
+    outputs = run_in_kernel("print(6 * 7)", tmp_path)
+    assert outputs[0]["text"] == "42\n"
     assert "without encryption" not in capfd.readouterr().err
 
 
@@ -172,23 +177,9 @@ def test_the_pool_leaves_the_working_folder_as_it_found_it(tmp_path, monkeypatch
 def test_in_a_jupyter_kernel_the_training_bar_is_a_widget(tmp_path):
     """In JupyterLab the pool's bar is tqdm.auto's ipywidgets bar (a widget view in the cell's
     output), not the text fallback tqdm prints when ipywidgets is missing."""
-    import nbformat
-    import papermill as pm
-    from petaction import study
-    code = ("from petaction.console import Console\n"
-            "con = Console(log=lambda m: None)\n"
-            "with con.pool(['a'], refresh_s=0.1):\n"
-            "    con.finished('a', 1.0)\n")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-    nb.metadata["kernelspec"] = {"name": study.KERNEL, "display_name": study.KERNEL, "language": "python"}
-    nbformat.write(nb, tmp_path / "in.ipynb")
-    km = study.EnvKernelManager(study.KERNEL, {})
-    try:
-        pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), kernel_name=study.KERNEL,
-                            progress_bar=False, km=km)
-    finally:
-        if km.has_kernel:
-            km.shutdown_kernel()
-    outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs
+    outputs = run_in_kernel("from petaction.console import Console\n"
+                            "con = Console(log=lambda m: None)\n"
+                            "with con.pool(['a'], refresh_s=0.1):\n"
+                            "    con.finished('a', 1.0)\n", tmp_path)
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), outputs
     assert not any("IProgress not found" in o.get("text", "") for o in outputs)

@@ -84,6 +84,18 @@ def write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     return Path(path)
 
 
+def plain(x):
+    """JSON for the NumPy scalars a result may hold (json.dumps' default=): bool stays bool, not 1.0."""
+    import numpy as np
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
+
+
 def write_json(path: str | Path, obj, **dumps_kw) -> Path:
     return write_text(path, json.dumps(obj, **dumps_kw))
 

@@ -261,7 +261,7 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
         atomic.to_csv(trials.table(res, alpha), out / "trials.csv", index=False)
         decisions["trial_claims"] = trials.claims(res, decisions["claims"], oo_index(class_names, meta), alpha)
         atomic.to_csv(pd.DataFrame(decisions["trial_claims"]), out / "trial_claims.csv", index=False)
-    atomic.write_json(out / "decisions.json", decisions, indent=1, default=plain)
+    atomic.write_json(out / "decisions.json", decisions, indent=1, default=atomic.plain)
     transfer_df = transfer.compare(run_params, test.correct, transfer.records(first_seed), decisions["claims"])
     atomic.to_csv(transfer_df, out / "transfer.csv", index=False)   # the columns alone when no two runs differ in init
     (out / "paired_tests.csv").unlink(missing_ok=True)   # an earlier evaluation's uncorrected table
@@ -300,17 +300,6 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
 
 def oo_index(class_names: list[str], meta: dict) -> list[int]:
     return [class_names.index(c) for c in meta["order_only"]]
-
-
-def plain(x):
-    """JSON for the NumPy scalars a decision may hold (bool stays bool, not 1.0)."""
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
 
 
 class Scored:

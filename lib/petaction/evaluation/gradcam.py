@@ -397,7 +397,7 @@ def run(root: Path, runs: dict, out: Path, per_class: int = PER_CLASS, seed: int
               "models": {m: {"figure": f"{m}.png", "maps": f"{m}.npz", "layer": r["layer"], "run": str(runs[m])}
                          for m, r in results.items()},
               "box": boxes, "skipped": skipped}
-    atomic.write_json(out / "gradcam.json", record, indent=1, default=_plain)
+    atomic.write_json(out / "gradcam.json", record, indent=1, default=atomic.plain)
     return record
 
 
@@ -412,16 +412,6 @@ def save_maps(res: dict, clips: list[str], path: Path) -> None:
         if "box" in r:
             arrays[f"box_{i}"] = r["box"]
     np.savez_compressed(path, **arrays)
-
-
-def _plain(x):
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
 
 
 # ---- one clip, one model (the explore notebook) ----
