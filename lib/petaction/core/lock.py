@@ -80,32 +80,34 @@ def busy_message(folder: Path, info_file: Path, lock_file: Path) -> str:
 def check_free(study: str, results_dir=None) -> None:
     """LockBusy when another process holds the folder's lock: the CLI asks before its imports
     of several seconds, so a second writer is refused at once (hold() still decides)."""
+    probe = acquire(*lock_files(study, results_dir))
+    if probe is not None:
+        probe.release()
+
+
+def acquire(lock_file: Path, info_file: Path):
+    """The folder's lock, taken now (None when this process or its holder parent has it);
+    LockBusy at once when another process holds it."""
     from filelock import FileLock, Timeout
-    lock_file, info_file = lock_files(study, results_dir)
     if lock_file in _held or inherited(lock_file, info_file):
-        return
-    probe = FileLock(str(lock_file), thread_local=False)
+        return None
+    lock = FileLock(str(lock_file), thread_local=False)
     try:
-        probe.acquire(blocking=False)
+        lock.acquire(blocking=False)
     except Timeout:
         raise LockBusy(busy_message(lock_file.parent, info_file, lock_file)) from None
-    probe.release()
+    return lock
 
 
 @contextlib.contextmanager
 def hold(study: str, results_dir=None, what: str = "", log=print):
     """Hold the lock on results/<study>/ for the block; LockBusy at once when another process
     holds it. Re-entrant in this process and in the holder's children (ENV)."""
-    from filelock import FileLock, Timeout
     lock_file, info_file = lock_files(study, results_dir)
-    if lock_file in _held or inherited(lock_file, info_file):
+    lock = acquire(lock_file, info_file)
+    if lock is None:
         yield
         return
-    lock = FileLock(str(lock_file), thread_local=False)
-    try:
-        lock.acquire(blocking=False)
-    except Timeout:
-        raise LockBusy(busy_message(lock_file.parent, info_file, lock_file)) from None
     token, before = uuid.uuid4().hex, os.environ.get(ENV)
     try:
         old = holder(info_file)
