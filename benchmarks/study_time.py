@@ -30,9 +30,25 @@ def main() -> int:
     out = RESULTS / f"study_{a.study}.json"
     out.write_text(json.dumps({"command": "make study", "study": a.study, "wall_time_s": status["wall_time_s"],
                                "cpu_jobs": status["config"]["cpu_jobs"], "steps": steps,
+                               "training_seconds": round(sum(s["seconds"] or 0 for s in steps
+                                                             if s["step"].startswith("train ")), 1),
+                               "time_left_halfway": halfway(status),
                                "provenance": provenance.collect()}, indent=1))
     print(f"{status['wall_time_s']:.0f} s -> {out}")
     return 0
+
+
+def halfway(status: dict) -> dict | None:
+    """The console's time left at the step end nearest the study's half-way point, against the
+    time that actually remained then (None: the study's status holds no forecasts)."""
+    wall = status["wall_time_s"]
+    known = [(t, left) for t, left, _ in status.get("time_left_forecasts", []) if left is not None]
+    if not known:
+        return None
+    t, left = min(known, key=lambda f: abs(f[0] - wall / 2))
+    actual = wall - t
+    return {"elapsed_s": t, "forecast_left_s": left, "actual_left_s": round(actual, 1),
+            "relative_error": round((left - actual) / actual, 3) if actual > 0 else None}
 
 
 if __name__ == "__main__":

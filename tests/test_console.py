@@ -183,3 +183,28 @@ def test_in_a_jupyter_kernel_the_training_bar_is_a_widget(tmp_path):
                             "    con.finished('a', 1.0)\n", tmp_path)
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), outputs
     assert not any("IProgress not found" in o.get("text", "") for o in outputs)
+
+
+def test_each_step_end_records_the_time_left_said_then(monkeypatch):
+    """The forecasts study_status.json keeps (benchmarks/study_time.py compares the one nearest
+    the half-way point with the time that actually remained)."""
+    import importlib.util
+    clock = iter([100.0, 100.0, 110.0, 110.0, 130.0, 130.0, 130.0])
+    monkeypatch.setattr(console.time, "time", lambda: next(clock))
+    con = Console(log=lambda _: None)
+    for name, cost in (("a", 1), ("b", 1)):
+        con.times.expect(name, "train", cost, pooled=True)
+    con.times.later("evaluate")
+    con.started("a")
+    con.finished("a", 10.0)     # at 10 s: b has 10 s left at the measured rate; evaluation unknown
+    assert con.forecasts == [[10.0, 10.0, ["evaluate"]]]
+    spec = importlib.util.spec_from_file_location("study_time", console.__file__.replace(
+        "lib/petaction/console.py", "benchmarks/study_time.py"))
+    study_time = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study_time)
+    status = {"wall_time_s": 40.0, "time_left_forecasts": [[5.0, None, ["train"]], [18.0, 30.0, []],
+                                                           [30.0, 5.0, []]]}
+    # nearest the half-way point (20 s) with a known forecast: 30 s said, 22 s remained
+    assert study_time.halfway(status) == {"elapsed_s": 18.0, "forecast_left_s": 30.0, "actual_left_s": 22.0,
+                                          "relative_error": round(8 / 22, 3)}
+    assert study_time.halfway({"wall_time_s": 40.0}) is None

@@ -168,6 +168,7 @@ class Console:
         self.lock = threading.RLock()
         self.bar = None
         self.pool_done = self.pool_total = 0
+        self.forecasts = []   # [elapsed s, predicted s left or None, kinds unmeasured] at each step's end
 
     def __call__(self, message: str) -> None:
         with self.lock:
@@ -195,7 +196,15 @@ class Console:
                 if self.bar is not None:
                     self.bar.update(1)
                     self.bar.set_postfix_str(self.times.text(), refresh=True)
+            self.forecast()
             return f" | {count}{clock(time.time() - self.t0)} elapsed, {self.times.text()}"
+
+    def forecast(self) -> None:
+        """Record what the time left says now, so that the study's status file can show how
+        good the forecast was (benchmarks/study_time.py compares it with what remained)."""
+        seconds, unknown = self.times.left()
+        self.forecasts.append([round(time.time() - self.t0, 1),
+                               None if "train" in unknown else round(seconds, 1), unknown])
 
     def live(self) -> bool:
         """A redraw replaces the bar's line: a terminal or a Jupyter kernel's output."""

@@ -540,7 +540,8 @@ def run_locked(cfg: dict, force: bool, con: Console) -> list[dict]:
     wall = time.time() - con.t0
     try:
         atomic.write_json(study_root / "study_status.json",
-                          {"config": cfg, "steps": status, "wall_time_s": round(wall, 1)}, indent=1)
+                          {"config": cfg, "steps": status, "wall_time_s": round(wall, 1),
+                           "time_left_forecasts": con.forecasts}, indent=1)
     except atomic.DiskFull:
         if not full:
             raise
