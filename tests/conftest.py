@@ -1,7 +1,12 @@
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))   # test helpers (aihub_fixture)
+# The tiny studies check that cost figures are made and used, not their values: 0.1 s of timing
+# per figure instead of 2 s (core.timing.min_time_s). Set before petaction is imported; the
+# studies' kernels and subprocesses inherit it.
+os.environ.setdefault("PETACTION_MIN_TIME_S", "0.1")
 
 import pytest  # noqa: E402
 

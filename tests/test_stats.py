@@ -121,3 +121,15 @@ def test_peak_memory_sees_a_temporary_allocation():
 def test_throughput_counts_clips_per_second():
     from petaction.evaluation import cost
     assert cost.throughput(lambda: time.sleep(0.02), batch=8) == pytest.approx(400, rel=0.3)
+
+
+def test_the_timing_budget_comes_from_the_environment_or_is_refused(monkeypatch):
+    from petaction.core import timing
+    monkeypatch.delenv("PETACTION_MIN_TIME_S", raising=False)
+    assert timing.min_time_s() == 2.0
+    monkeypatch.setenv("PETACTION_MIN_TIME_S", "0.25")
+    assert timing.min_time_s() == 0.25
+    for bad in ("0", "-1", "fast", "nan"):
+        monkeypatch.setenv("PETACTION_MIN_TIME_S", bad)
+        with pytest.raises(ValueError, match="PETACTION_MIN_TIME_S.*positive number of seconds"):
+            timing.min_time_s()

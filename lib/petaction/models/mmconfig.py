@@ -54,10 +54,11 @@ def pipelines(p: dict) -> tuple[list, list]:
         sample = dict(type="SampleFrames", clip_len=p["clip_len"], frame_interval=p["frame_interval"], num_clips=1)
         test_sample = dict(sample, num_clips=p["test_clips"], test_mode=True)
         fmt = "NCTHW"
-    train = [sample, dict(type="RawFrameDecode"), dict(type="Resize", scale=(-1, resize)),
+    decode = dict(type="CachedRawFrameDecode")   # frames decoded once per process (mmmodels)
+    train = [sample, decode, dict(type="Resize", scale=(-1, resize)),
              dict(type="RandomCrop", size=size), dict(type="Flip", flip_ratio=0.5),
              dict(type="FormatShape", input_format=fmt), dict(type="PackActionInputs")]
-    test = [test_sample, dict(type="RawFrameDecode"), dict(type="Resize", scale=(-1, resize)),
+    test = [test_sample, dict(decode), dict(type="Resize", scale=(-1, resize)),
             dict(type="CenterCrop", crop_size=size), dict(type="FormatShape", input_format=fmt),
             dict(type="PackActionInputs")]
     return train, test
