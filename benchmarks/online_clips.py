@@ -64,7 +64,8 @@ def main(argv=None) -> dict:
               "max_clips": a.max_clips, "loadavg_1min_before_after": [load_before[0], os.getloadavg()[0]], **res}
     provenance.save_benchmark(a.name, result)
     d, ag = s["difference"], s["agreement"]
-    print(f"online TSM (exact shift, gap {v['gap']}: the frames the test sampling picks) on {s['clips']} test clips: "
+    print(f"online TSM (exact shift, gap {v['gap']}: the test-sampled frames on {s['same_frames_clips']} of "
+          f"{s['clips']} clips, equal to the offline scores on {s['exact_expected_clips']}) on {s['clips']} test clips: "
           f"online top-1 {s['online']['top1']:.3f}, offline {s['offline']['top1']:.3f}, "
           f"difference {d['online_minus_offline']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]; "
           f"agreement {ag['rate']:.3f} [{ag['ci_low']:.3f}, {ag['ci_high']:.3f}]; "
