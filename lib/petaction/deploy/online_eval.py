@@ -21,14 +21,18 @@ stream has when the clip ends) is kept too (``online_last_frame_pred``).
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..core import paths
 from ..evaluation import stats
+from ..training import runfolder
 from . import infer
+from .online import check_tsm
 
 DETECT_EVERY = 5         # the detector pass: the pet detector on every 5th model frame, its box held
 
@@ -50,8 +54,6 @@ class TestClips:
 def test_clips(run: Path, cfg) -> TestClips:
     """The test split the run's training tested on (its config's test list, read with
     runfolder.read_split), or one clear error when the list is gone."""
-    import json
-    from ..training import runfolder
     ds = cfg.test_dataloader.dataset
     ann = Path(ds.ann_file)
     p = json.loads((run / "params.json").read_text()) if (run / "params.json").is_file() else {}
@@ -59,7 +61,6 @@ def test_clips(run: Path, cfg) -> TestClips:
         raise FileNotFoundError(f"{run}: its test split list {ann} is gone: prepare the study's data again "
                                 f"(the run's config.py names it)")
     rows = runfolder.read_split(ann.parent, "test", int(p.get("fold", 0)), int(p.get("trial", 0)))
-    from ..core import paths
     expected = ann.parent / paths.split_file("test", int(p.get("fold", 0)), int(p.get("trial", 0)))
     if expected.resolve() != ann.resolve():
         raise ValueError(f"{run}: config.py tests on {ann.name}, params.json's fold/trial name {expected.name}: "
@@ -192,6 +193,11 @@ def evaluate(run: Path, gap: int | None = None, backend: str = "torch", detector
     runs it every :data:`DETECT_EVERY` frames (infer's localiser) for predictions per second."""
     run = Path(run)
     rec = infer.Recogniser(run, windowed=False)
+    try:
+        check_tsm(rec.model)
+    except ValueError as e:
+        raise ValueError(f"{run}: {str(e).split(': drop')[0]}: pass a TSM-family run folder "
+                         f"(results/<study>/models/tsm/seed0)") from None
     clips = test_clips(run, rec.model.cfg)
     offline, _ = offline_scores(run, clips)
     g = gap or test_spacing(rec)
