@@ -19,7 +19,12 @@ falls on each alike; compare the ratios, not the times:
   ``channels_last`` train parameter does); the layout then flows from the first convolution on;
 - ``channels_last_inputs``: the same, and the backbone's input converted too;
 - ``compile``: the backbone through ``torch.compile`` (inductor, CPU), in the channels-last
-  layout; its compile time is the first steps' time, a failure is recorded (--no-compile skips it).
+  layout; its compile time is the first steps' time, a failure is recorded (--no-compile skips it);
+- ``fused_adamw``: today's layout with the run's AdamW built with ``fused=True`` (set in
+  ``cfg.optim_wrapper.optimizer``, which mmengine builds the optimizer from): one fused kernel
+  per parameter group instead of AdamW's per-parameter loop of sqrt, addcdiv_, lerp_ and mul_;
+  ``foreach=True`` where this torch has no fused CPU kernel (``optimizer_flag`` says which).
+  Runs whose optimizer is not AdamW record it as skipped.
 
 A round also times ``torch.mm`` of two 1024 x 1024 fp32 matrices on the same thread: the core's
 measured matmul peak, in the same minutes as the steps. Per model and candidate: median step
@@ -59,7 +64,8 @@ from petaction.core import paths, provenance  # noqa: E402
 from petaction.core.timing import interleaved_times, time_calls  # noqa: E402
 setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
-CANDIDATES = ("contiguous", "channels_last", "channels_last_inputs", "compile")
+CANDIDATES = ("contiguous", "channels_last", "channels_last_inputs", "compile", "fused_adamw")
+CHANNELS_LAST = ("channels_last", "channels_last_inputs", "compile")   # the candidates that change the layout
 MM_N = 1024          # the peak's matrices: large enough for the core's best kernel, a few ms a call
 TOP_OPS = 8
 
@@ -92,6 +98,31 @@ def input_to_channels_last(module, args):
     return None
 
 
+def fused_flag() -> str:
+    """"fused" where this torch builds AdamW's fused kernel for CPU tensors, else "foreach"."""
+    try:
+        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], fused=True)
+        return "fused"
+    except (RuntimeError, ValueError, TypeError):
+        return "foreach"
+
+
+def fused_skip_reason(cfg) -> str | None:
+    """Why the fused_adamw candidate does not apply to this run (None: it does)."""
+    kind = cfg.optim_wrapper.optimizer.get("type")
+    return None if kind == "AdamW" else f"the run's optimizer is {kind}, not AdamW"
+
+
+def optim_wrapper_cfg(cfg, name: str):
+    """The run's optimizer wrapper config; fused_adamw: its AdamW with fused=True (or foreach)."""
+    ow = copy.deepcopy(cfg.optim_wrapper)
+    if name == "fused_adamw":
+        if fused_skip_reason(cfg):
+            raise ValueError(fused_skip_reason(cfg))
+        ow.optimizer[fused_flag()] = True
+    return ow
+
+
 def build_candidate(cfg, name: str, state: dict):
     """The model (train mode, the shared initial weights) and its optimizer wrapper for a candidate."""
     from mmaction.registry import MODELS
@@ -100,13 +131,13 @@ def build_candidate(cfg, name: str, state: dict):
     model = MODELS.build(copy.deepcopy(cfg.model))
     model.load_state_dict(state)
     model.train()
-    if name != "contiguous":
+    if name in CHANNELS_LAST:
         to_channels_last(model)
     if name == "channels_last_inputs":
         model.backbone.register_forward_pre_hook(input_to_channels_last)
     if name == "compile":
         model.backbone = torch.compile(model.backbone)
-    return model, build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    return model, build_optim_wrapper(model, optim_wrapper_cfg(cfg, name))
 
 
 def step_fn(model, optim, batches: list):
@@ -215,13 +246,14 @@ def measure_model(p: dict, scratch: Path, a) -> dict:
     state = copy.deepcopy(init.state_dict())
     wanted = p["model"] in a.compile_models if a.compile_models else p["target"] == "action"
     compile_now = a.compile and wanted and a.compile_budget_left >= min(a.compile_limit, 30)   # not a 1 s stub of a try
-    names = [c for c in CANDIDATES if c != "compile" or compile_now]
+    not_fused = fused_skip_reason(cfg)
+    names = [c for c in CANDIDATES if (c != "compile" or compile_now) and (c != "fused_adamw" or not not_fused)]
     built, fns, out = {}, {}, {}
     for name in names:
         try:
             model, optim = build_candidate(cfg, name, state)
             fn = step_fn(model, optim, batches)
-            rec = {}
+            rec = {"optimizer_flag": fused_flag()} if name == "fused_adamw" else {}
             if name == "compile":
                 t = time.perf_counter()
                 try:
@@ -250,6 +282,8 @@ def measure_model(p: dict, scratch: Path, a) -> dict:
         out["compile"] = {"skipped": "--no-compile" if not a.compile else
                           ("not a model compiled (--compile-models)" if not wanted
                            else "the run's compile budget was spent")}
+    if not_fused:
+        out["fused_adamw"] = {"skipped": not_fused}
     ok = [n for n in timed if "median_ms" in out[n]]
     fastest = min(ok, key=lambda n: out[n]["median_ms"]) if ok else None
     chosen = "channels_last" if p["channels_last"] else "contiguous"

@@ -1,0 +1,61 @@
+"""benchmarks/throughput.py's fused_adamw candidate: the run's AdamW built fused (or foreach),
+in today's layout, with the same update as today's; not offered to a run without AdamW."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from petaction import params as P
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("throughput_bench", REPO / "benchmarks" / "throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tiny_cfg(tmp_path, optimizer):
+    from mmengine.registry import init_default_scope
+    from petaction.models import mmconfig
+    init_default_scope("mmaction")
+    p = P.resolve_train({"model": "tsn", "profile": "tiny", "optimizer": optimizer})
+    return mmconfig.build(p, tmp_path, tmp_path / "run", ["a", "b", "c"], [1, 1, 1])
+
+
+def test_fused_adamw_builds_the_runs_adamw_fused_with_the_same_update(bench, tmp_path):
+    from mmaction.registry import MODELS
+    cfg = tiny_cfg(tmp_path, "AdamW")
+    assert "fused_adamw" in bench.CANDIDATES and bench.fused_skip_reason(cfg) is None
+    state = MODELS.build(cfg.model).state_dict()
+    today, ow_today = bench.build_candidate(cfg, "contiguous", state)
+    fused, ow_fused = bench.build_candidate(cfg, "fused_adamw", state)
+    flag = bench.fused_flag()
+    assert isinstance(ow_fused.optimizer, torch.optim.AdamW) and ow_fused.optimizer.defaults[flag] is True
+    assert not ow_today.optimizer.defaults.get(flag)
+    # today's layout: no weight of the fused candidate in channels-last
+    w = next(m.weight for m in fused.modules() if isinstance(m, torch.nn.Conv2d))
+    assert w.is_contiguous() and not (w.dim() == 4 and w.stride()[1] == 1 and w.shape[1] > 1)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):       # the same gradients: the same parameters after each step
+        grads = [torch.randn(q.shape, generator=g) for q in today.parameters()]
+        for model, ow in ((today, ow_today), (fused, ow_fused)):
+            for q, grad in zip(model.parameters(), grads):
+                q.grad = grad.clone()
+            ow.step()
+            ow.zero_grad()
+    worst = max((a - b).abs().max().item() for a, b in zip(today.parameters(), fused.parameters()))
+    assert worst < 1e-5
+    moved = max((a - state[n]).abs().max().item() for n, a in today.named_parameters())
+    assert moved > 1e-4      # the steps did update the weights
+
+
+def test_fused_adamw_is_skipped_for_a_run_without_adamw(bench, tmp_path):
+    cfg = tiny_cfg(tmp_path, "SGD")
+    assert bench.fused_skip_reason(cfg) == "the run's optimizer is SGD, not AdamW"
+    with pytest.raises(ValueError, match="not AdamW"):
+        bench.optim_wrapper_cfg(cfg, "fused_adamw")
