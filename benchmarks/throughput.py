@@ -64,6 +64,8 @@ from petaction.core import paths, provenance  # noqa: E402
 from petaction.core.timing import interleaved_times, time_calls  # noqa: E402
 setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
+from petaction.models.mmconfig import fused_flag  # noqa: E402
+
 CANDIDATES = ("contiguous", "channels_last", "channels_last_inputs", "compile", "fused_adamw")
 CHANNELS_LAST = ("channels_last", "channels_last_inputs", "compile")   # the candidates that change the layout
 MM_N = 1024          # the peak's matrices: large enough for the core's best kernel, a few ms a call
@@ -98,15 +100,6 @@ def input_to_channels_last(module, args):
     return None
 
 
-def fused_flag() -> str:
-    """"fused" where this torch builds AdamW's fused kernel for CPU tensors, else "foreach"."""
-    try:
-        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], fused=True)
-        return "fused"
-    except (RuntimeError, ValueError, TypeError):
-        return "foreach"
-
-
 def fused_skip_reason(cfg) -> str | None:
     """Why the fused_adamw candidate does not apply to this run (None: it does)."""
     kind = cfg.optim_wrapper.optimizer.get("type")
@@ -116,6 +109,8 @@ def fused_skip_reason(cfg) -> str | None:
 def optim_wrapper_cfg(cfg, name: str):
     """The run's optimizer wrapper config; fused_adamw: its AdamW with fused=True (or foreach)."""
     ow = copy.deepcopy(cfg.optim_wrapper)
+    for flag in ("fused", "foreach"):   # every other candidate: AdamW's per-parameter loop, whatever the profile says
+        ow.optimizer.pop(flag, None)
     if name == "fused_adamw":
         if fused_skip_reason(cfg):
             raise ValueError(fused_skip_reason(cfg))
@@ -306,7 +301,7 @@ def measure_model(p: dict, scratch: Path, a) -> dict:
             "sampling": p["sampling"], "steps_per_epoch": steps_per_epoch, "epochs": p["epochs"],
             "deterministic": p["deterministic"], "gmacs_per_clip": round(gmacs, 4),
             "gflop_per_step": round(step_gflop, 3), "peak_gflops_s": round(peak, 2),
-            "candidates": out, "fastest": fastest, "chosen": chosen,
+            "candidates": out, "fastest": fastest, "chosen": chosen, "fused_optimizer": bool(p["fused_optimizer"]),
             "chosen_ratio_to_today": out.get(chosen, {}).get("ratio_to_today"),
             "top_ops": profiles, "load_ms_per_batch": round(float(np.median(load_ms)), 2),
             "validation": val, "epoch": outside, "data": str(data.name)}

@@ -50,6 +50,7 @@ weight_decay = None
 warmup_epochs = None
 lr_decay_from = None
 grad_clip = None
+fused_optimizer = None
 class_balance = None
 lite = None
 num_workers = None

@@ -59,3 +59,20 @@ def test_fused_adamw_is_skipped_for_a_run_without_adamw(bench, tmp_path):
     assert bench.fused_skip_reason(cfg) == "the run's optimizer is SGD, not AdamW"
     with pytest.raises(ValueError, match="not AdamW"):
         bench.optim_wrapper_cfg(cfg, "fused_adamw")
+
+
+def test_fused_optimizer_builds_the_trainings_adamw_fused(tmp_path):
+    """fused_optimizer: true (the quick profile's) reaches the optimizer mmengine builds for a
+    training; a non-boolean value is refused by name."""
+    from mmengine.optim import build_optim_wrapper
+    from mmaction.registry import MODELS
+    from petaction.models import mmconfig
+    assert P.resolve_train({"model": "tsn", "profile": "quick"})["fused_optimizer"] is True
+    cfg = tiny_cfg(tmp_path, "AdamW")
+    assert not {"fused", "foreach"} & set(cfg.optim_wrapper.optimizer)     # tiny: off
+    p = P.resolve_train({"model": "tsn", "profile": "tiny", "optimizer": "AdamW", "fused_optimizer": True})
+    cfg = mmconfig.build(p, tmp_path, tmp_path / "run", ["a", "b", "c"], [1, 1, 1])
+    ow = build_optim_wrapper(MODELS.build(cfg.model), cfg.optim_wrapper)
+    assert ow.optimizer.defaults[mmconfig.fused_flag()] is True
+    with pytest.raises(P.ParamError, match="fused_optimizer must be true or false"):
+        P.resolve_train({"model": "tsn", "profile": "tiny", "fused_optimizer": "yes"})

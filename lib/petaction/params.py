@@ -167,6 +167,8 @@ def validate_train(p: dict) -> None:
         raise ParamError(f"resize must be 0 (img_size x 8/7) or a whole number of pixels at least img_size "
                          f"{p['img_size']}: the crop is cut out of the resized frame (got {p['resize']!r})")
     check_vis_backends(p["vis_backends"])
+    if not isinstance(p["fused_optimizer"], bool):
+        raise ParamError(f"fused_optimizer must be true or false (got {p['fused_optimizer']!r})")
     if not isinstance(p["fold"], int) or isinstance(p["fold"], bool) or p["fold"] < 0:
         raise ParamError(f"fold must be 0 (the prepared split) or a fold number 1..k (got {p['fold']!r})")
     if not isinstance(p["trial"], int) or isinstance(p["trial"], bool) or p["trial"] < 0:

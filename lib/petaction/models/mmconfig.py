@@ -143,6 +143,19 @@ def visualizer(p: dict, run_dir: Path) -> dict:
     return dict(type="ActionVisualizer", vis_backends=vis_backends(p["vis_backends"], Path(run_dir), study_dir))
 
 
+def fused_flag() -> str:
+    """AdamW's keyword for one kernel over all parameters: "fused" where this torch has the
+    fused kernel for the tensors' device (CPU since torch 2.4), else "foreach" (a loop over
+    parameter lists, not over parameters). The update is AdamW's either way; only the rounding
+    order differs from the per-parameter loop (tests/test_throughput.py)."""
+    import torch
+    try:
+        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], fused=True)
+        return "fused"
+    except (RuntimeError, ValueError, TypeError):
+        return "foreach"
+
+
 def training(p: dict, run_dir: Path, class_names: list[str], imports=("petaction.mmsetup",)) -> dict:
     """What every training here shares, whatever the model and data: epochs and validation,
     optimizer and schedule, hooks, seeding, work dir, visualisation backends (mmconfig.build and
@@ -150,6 +163,8 @@ def training(p: dict, run_dir: Path, class_names: list[str], imports=("petaction
     optimizer = dict(type=p["optimizer"], lr=p["lr"], weight_decay=p["weight_decay"])
     if p["optimizer"] == "SGD":
         optimizer["momentum"] = p["momentum"]
+    if p["fused_optimizer"] and p["optimizer"] == "AdamW":
+        optimizer[fused_flag()] = True
     return dict(
         default_scope="mmaction",
         custom_imports=dict(imports=list(imports), allow_failed_imports=False),
