@@ -51,6 +51,7 @@ warmup_epochs = None
 lr_decay_from = None
 grad_clip = None
 class_balance = None
+checkpoint = None
 lite = None
 num_workers = None
 deterministic = None
