@@ -46,9 +46,10 @@ def section(r: dict) -> list[tuple[str, str]]:
         return [("md", "### Which checkpoint a run keeps"),
                 ("md", f"{head} The rules were not compared on validation: {d['why']}. {left}".strip())]
     ho, within = d["heldout"], d["within_val_optimism"]
-    verdict = (f"the evidence favours `{d['chosen']}`, the rule in force" if d["chosen"] == force else
-               f"the evidence favours `{d['chosen']}`, not the rule in force: set `checkpoint: {d['chosen']}` "
-               "and train again to follow it")
+    favours = (f"the two rules are equal there, so `{d['chosen']}` (the default) is kept" if ho["best"] == ho["last"]
+               else f"the evidence favours `{d['chosen']}`")
+    verdict = (f"{favours}, the rule in force" if d["chosen"] == force else
+               f"{favours}, not the rule in force: set `checkpoint: {d['chosen']}` and train again to follow it")
     how = (f"The rule is chosen on validation alone: each run's validation clips are split in two halves "
            f"(stratified by class, {d['repeats']} seeded splits, each used both ways round); a rule picks its "
            f"epoch on one half and is scored on the other. Held-out validation top-1: best epoch {pct(ho['best'])}, "
