@@ -8,6 +8,7 @@ import pytest
 
 from petaction import params as P
 from petaction.core.errors import ParamError
+from petaction.evaluation import forward
 from petaction.training import runfolder, train
 
 EPOCHS = 3
@@ -48,6 +49,9 @@ def test_checkpoint_last_reports_the_final_weights_and_every_epoch_is_recorded(t
     assert m["last_epoch_val_top1"] == pytest.approx(log["val_top1"].iloc[-1], abs=1e-6)
     assert m["best_epoch_val_top1"] == pytest.approx(log["val_top1"].max(), abs=1e-6)
     assert json.loads((run / "metrics.json").read_text())["val"]["top1"] == pytest.approx(m["last_epoch_val_top1"])
+    # export, infer, Grad-CAM and a run started from this one load the checkpoint its scores come from
+    assert m["kept_checkpoint"] == m["last_checkpoint"] == f"epoch_{EPOCHS}.pth"
+    assert forward.checkpoint_of(run) == run / f"epoch_{EPOCHS}.pth"
 
 
 def test_checkpoint_rule_parameter_is_checked():

@@ -288,7 +288,7 @@ def run(p: dict) -> dict:
         test_metrics, val_metrics = last["test"], last["val"]
     return runfolder.write_metrics(out, p, best, test_metrics, rule_scores[rule]["test"], class_names, train_s, t0,
                                    val=val_metrics, data_dir=str(data), roi="labelled pet box at the key frame",
-                                   **runfolder.rule_metrics(rule_scores, rule, best, runner.epoch))
+                                   **runfolder.rule_metrics(rule_scores, rule, best, runner))
 
 
 # ---- cost (cost.py times forward.BoxForward on whole frames of this shape) ----

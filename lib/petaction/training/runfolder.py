@@ -104,11 +104,17 @@ def save_rule_scores(run: Path, data: Path, class_names: list[str], p: dict) -> 
     return out
 
 
-def rule_metrics(rule_scores: dict, rule: str, best: Path, last_epoch: int) -> dict:
-    """What metrics.json records of the checkpoint rule: the rule in force, the epoch whose scores
-    are the run's, and each checkpoint's validation and test top-1 (from its saved scores)."""
-    return {"checkpoint": rule, "scored_epoch": checkpoint_epoch(best) if rule == "best" else last_epoch,
-            "last_epoch": last_epoch,
+def rule_metrics(rule_scores: dict, rule: str, best: Path, runner) -> dict:
+    """What metrics.json records of the checkpoint rule: the rule in force, the checkpoint file and
+    epoch whose scores are the run's (kept_checkpoint: what export, infer and a run started from
+    this one load), and each checkpoint's validation and test top-1 (from its saved scores)."""
+    last_epoch = runner.epoch
+    last = Path(runner.message_hub.get_info("last_ckpt") or f"epoch_{last_epoch}.pth")
+    if checkpoint_epoch(last) != last_epoch:
+        raise RuntimeError(f"the last checkpoint {last.name} is not the final epoch {last_epoch}'s")
+    return {"checkpoint": rule, "kept_checkpoint": best.name if rule == "best" else last.name,
+            "scored_epoch": checkpoint_epoch(best) if rule == "best" else last_epoch,
+            "last_checkpoint": last.name, "last_epoch": last_epoch,
             "best_epoch_val_top1": rule_scores["best"]["val"]["top1"], "best_test_top1": rule_scores["best"]["test"]["top1"],
             "last_epoch_val_top1": rule_scores["last"]["val"]["top1"], "last_test_top1": rule_scores["last"]["test"]["top1"]}
 
@@ -138,6 +144,17 @@ def best_checkpoint(run: Path, runner=None) -> Path:
     if len(found) != 1:
         raise FileNotFoundError(f"expected one best_*.pth checkpoint in {run}, found {[f.name for f in found]}")
     return found[0]
+
+def kept_checkpoint(run: Path) -> Path:
+    """The checkpoint a finished run reports (metrics.json's kept_checkpoint: the best's or the
+    final weights', train parameter `checkpoint`); the best one for a run from before the rule."""
+    m = json.loads((Path(run) / "metrics.json").read_text()) if (Path(run) / "metrics.json").is_file() else {}
+    if m.get("kept_checkpoint"):
+        ckpt = Path(run) / m["kept_checkpoint"]
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{ckpt} (metrics.json's kept_checkpoint) is missing: train {run} again")
+        return ckpt
+    return best_checkpoint(run)
 
 ATTEMPT = "attempt.key"   # the resolved settings and data of the training that wrote this folder
 

@@ -92,4 +92,4 @@ def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
         test_metrics, val_metrics = last["test"], last["val"]
     return write_metrics(out, p, best, test_metrics, rule_scores[rule]["test"], class_names, train_s, t0,
                          processes=get_world_size(), resumed=resume, val=val_metrics,
-                         **rule_metrics(rule_scores, rule, best, runner.epoch))
+                         **rule_metrics(rule_scores, rule, best, runner))
