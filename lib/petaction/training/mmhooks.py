@@ -96,6 +96,8 @@ class ValEpochsHook(Hook):
         if runner.epoch > 0 and path.is_file():
             with np.load(path) as z:
                 self._rows = {int(e): row for e, row in zip(z["epochs"], z["preds"]) if e <= runner.epoch}
+        elif _is_main():   # an earlier training's record must not outlive it
+            path.unlink(missing_ok=True)
 
     def after_train_epoch(self, runner) -> None:
         self._epoch = runner.epoch + 1   # the epoch the next validation scores (EpochCSVHook's numbering)
@@ -105,7 +107,7 @@ class ValEpochsHook(Hook):
 
     def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if self._epoch is not None:
-            self._preds.extend(predicted_class(s) for s in outputs or [])
+            self._preds.extend(predicted_class(s) for s in outputs or [])   # (predicted, true) class
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         if self._epoch is None:   # a validation outside training records nothing
@@ -120,27 +122,29 @@ class ValEpochsHook(Hook):
         epoch, self._epoch, self._preds = self._epoch, None, []
         if not _is_main():
             return
-        self._rows[epoch] = np.asarray(preds, dtype=np.int16)
         clips = read_list(dataset.ann_file)
-        if len(clips) != len(preds):
-            raise RuntimeError(f"{len(preds)} validation predictions for {len(clips)} clips in {dataset.ann_file}")
+        if [t for _, t in preds] != [c[2] for c in clips]:
+            raise RuntimeError(f"{len(preds)} validation predictions are not those of the {len(clips)} clips of "
+                               f"{dataset.ann_file} in its order")
+        self._rows[epoch] = np.array([p for p, _ in preds], dtype=np.int16)
         epochs = sorted(self._rows)
         atomic.savez(self._path(runner), epochs=np.array(epochs, dtype=np.int16),
                      preds=np.stack([self._rows[e] for e in epochs]),
                      labels=np.array([c[2] for c in clips], dtype=np.int16), ids=np.array([c[0] for c in clips]))
 
 
-def predicted_class(sample) -> int:
-    """The top class of one validation output: a recogniser's ``pred_score``, or fast_rcnn's
-    one box's class scores (``pred_instances.scores``, as detection.ClipBoxMetric reads them)."""
+def predicted_class(sample) -> tuple[int, int]:
+    """(top class, true class) of one validation output: a recogniser's ``pred_score``, or
+    fast_rcnn's one box's class scores (``pred_instances.scores``, as detection.ClipBoxMetric
+    reads them)."""
     import numpy as np
     d = sample.to_dict() if hasattr(sample, "to_dict") else sample
     if "pred_instances" in d:
         scores = d["pred_instances"]["scores"][0]
     else:
         scores = d["pred_score"]
-    scores = scores.detach().cpu().numpy() if hasattr(scores, "detach") else np.asarray(scores)
-    return int(np.asarray(scores).argmax())
+    plain = lambda x: x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)   # noqa: E731
+    return int(plain(scores).argmax()), int(plain(d["gt_label"]).reshape(-1)[0])
 
 
 @HOOKS.register_module()
