@@ -136,5 +136,8 @@ def test_report_paragraph_states_the_rule_its_evidence_and_its_optimism(tmp_path
     assert decision["chosen"] == "last" and decision["in_force"] == "best"
     assert "`checkpoint: best`" in text and "not the rule in force: set `checkpoint: last`" in text
     table = pd.read_csv(tmp_path / "evaluation" / C.CSV).set_index("model")
+    assert "The rule in force (`best`) leaves a validation-minus-test optimism" in text
     assert checkpoint_section.pts(table.loc["all", "val_minus_test_best"]) in text
+    assert "The rule chosen on validation (`last`) leaves" in text
+    assert checkpoint_section.pts(table.loc["all", "val_minus_test_last"]) in text
     assert checkpoint_section.section({**r, "decisions": {}}) == []

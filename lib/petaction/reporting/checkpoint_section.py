@@ -18,7 +18,7 @@ def interval(d: dict) -> str:
     return f"95% bootstrap interval over {d['n_runs']} runs {pts(d['ci_low'])} to {pts(d['ci_high'])}"
 
 
-def optimism_text(table: pd.DataFrame, rule: str, where: str) -> str:
+def optimism_text(table: pd.DataFrame, rule: str, where: str, whose: str = "The rule in force") -> str:
     """The validation-minus-test optimism of ``rule``: over all runs, then per model."""
     col = f"val_minus_test_{rule}"
     if table is None or col not in table or table[col].isna().all():
@@ -26,7 +26,7 @@ def optimism_text(table: pd.DataFrame, rule: str, where: str) -> str:
     every = table.loc[table["model"] == "all", col]
     models = table[(table["model"] != "all") & table[col].notna()]
     per_model = ", ".join(f"{m.model} {pts(getattr(m, col))}" for m in models.itertuples())
-    return (f"The rule in force leaves a validation-minus-test optimism (validation top-1 minus test top-1 of "
+    return (f"{whose} (`{rule}`) leaves a validation-minus-test optimism (validation top-1 minus test top-1 of "
             f"the kept checkpoint) of {pts(every.iloc[0])} points over all runs ({per_model}; "
             f"`{where}/checkpoint_rule.csv`).")
 
@@ -56,5 +56,7 @@ def section(r: dict) -> list[tuple[str, str]]:
            f"last epoch {pct(ho['last'])} (best minus last {pts(d['diff_best_minus_last'])} points, {interval(d)}); "
            f"{verdict}. On the half it was picked on, the best epoch scores {pts(within['best'])} points above its "
            f"held-out accuracy (the last epoch: {pts(within['last'])}).")
+    if d["chosen"] != force:   # what following the evidence would leave
+        left = f"{left} {optimism_text(table, d['chosen'], where, 'The rule chosen on validation')}".strip()
     return [("md", "### Which checkpoint a run keeps"),
             ("md", f"{head} {how} {left}".strip())]
