@@ -52,6 +52,7 @@ lr_decay_from = None
 grad_clip = None
 fused_optimizer = None
 class_balance = None
+checkpoint = None
 lite = None
 num_workers = None
 deterministic = None

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -51,6 +52,7 @@ def test_killed_training_resumes_to_the_same_metrics(tiny_data, tmp_path):
         proc.wait()
     assert not (run / "metrics.json").exists()
     assert list(pd.read_csv(run / "log.csv")["epoch"]) == [1]    # killed inside epoch 2
+    assert list(np.load(run / "val_epochs.npz")["epochs"]) == [1]
     again = subprocess.run(command(results), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     resumed = json.loads((run / "metrics.json").read_text())
@@ -60,6 +62,11 @@ def test_killed_training_resumes_to_the_same_metrics(tiny_data, tmp_path):
     cols = ["epoch", "train_loss", "lr", "val_top1", "val_top5", "val_mean_class_acc"]
     pd.testing.assert_frame_equal(pd.read_csv(run / "log.csv")[cols],
                                   pd.read_csv(tmp_path / "tiny" / "models" / "tsn" / "seed5" / "log.csv")[cols])
+    # every validation's predictions: the epoch recorded before the kill kept, the rest added
+    resumed_epochs, whole_epochs = (np.load(r / "val_epochs.npz") for r in (run, tmp_path / "tiny" / "models" / "tsn" / "seed5"))
+    assert list(resumed_epochs["epochs"]) == list(range(1, EPOCHS + 1))
+    for key in ("epochs", "preds", "labels", "ids"):
+        np.testing.assert_array_equal(resumed_epochs[key], whole_epochs[key])
     # TensorBoard: one run whose validation curve goes on over the kill, as the uninterrupted one's
     assert tb_curve(run) == tb_curve(tmp_path / "tiny" / "models" / "tsn" / "seed5")
     assert [step for step, _ in tb_curve(run)] == list(range(1, EPOCHS + 1))

@@ -148,7 +148,8 @@ NOT_FINETUNED = {"model", "profile", "study", "target", "seed", "fold", "trial",
                  "per_profile", "zoo", "mm_base", "sampling"}
 
 CHOICES = {"target": ("action", "emotion"), "sampling": ("segments", "clip"),
-           "optimizer": ("SGD", "AdamW"), "class_balance": ("none", "loss", "sampler")}
+           "optimizer": ("SGD", "AdamW"), "class_balance": ("none", "loss", "sampler"),
+           "checkpoint": ("best", "last")}   # checkpoint: whose scores a run reports (training.runfolder.RULES)
 
 
 def validate_train(p: dict) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import cost, costcache, diagnose, explore, figures, gradcam, leaks, stats, transfer, trials
+from . import checkpoint_rule, cost, costcache, diagnose, explore, figures, gradcam, leaks, stats, transfer, trials
 from ..core import atomic, lock, metrics, paths
 from ..core.errors import ParamError
 
@@ -261,6 +261,7 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
         atomic.to_csv(trials.table(res, alpha), out / "trials.csv", index=False)
         decisions["trial_claims"] = trials.claims(res, decisions["claims"], oo_index(class_names, meta), alpha)
         atomic.to_csv(pd.DataFrame(decisions["trial_claims"]), out / "trial_claims.csv", index=False)
+    decisions["checkpoint_rule"] = checkpoint_rule.write([r for g in every_trial.values() for r in g], out)
     atomic.write_json(out / "decisions.json", decisions, indent=1, default=atomic.plain)
     transfer_df = transfer.compare(run_params, test.correct, transfer.records(first_seed), decisions["claims"])
     atomic.to_csv(transfer_df, out / "transfer.csv", index=False)   # the columns alone when no two runs differ in init

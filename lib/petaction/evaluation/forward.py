@@ -185,14 +185,15 @@ def test_step_scores(model: nn.Module, *inputs: torch.Tensor) -> np.ndarray:
 # ---- a trained run's recogniser (export, infer and the end-to-end scoring load it alike) ----
 
 def checkpoint_of(run: Path) -> Path:
-    """The run's best checkpoint, or one clear error naming the folder and what to do."""
-    from ..training.train import best_checkpoint
+    """The run's kept checkpoint (the best's, or with `checkpoint: last` the final weights': the one
+    its test scores come from), or one clear error naming the folder and what to do."""
+    from ..training.runfolder import kept_checkpoint
     run = Path(run)
     if not (run / "config.py").is_file():
         raise FileNotFoundError(f"{run} is not a training run folder (no config.py): "
                                 f"pass results/<study>/models/<model>/seed<k>")
     try:
-        return best_checkpoint(run)
+        return kept_checkpoint(run)
     except FileNotFoundError:
         raise FileNotFoundError(f"{run} has no best_*.pth checkpoint: train this model first "
                                 f"(python -m petaction train -p model <model>)") from None

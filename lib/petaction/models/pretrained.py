@@ -199,7 +199,7 @@ def resolve(p: dict) -> dict:
             raise InitError(f"init {i.value!r}: the {i.target} run {run} has not finished (no metrics.json): "
                             f"train it first (a study trains it before this run when both are in it)")
         m = json.loads(metrics.read_text())
-        ckpt = run / m["best_checkpoint"]
+        ckpt = run / m.get("kept_checkpoint", m["best_checkpoint"])   # the checkpoint its scores come from
         if not ckpt.is_file():
             raise InitError(f"init {i.value!r}: {ckpt} is missing; re-train {run}")
         return {"kind": "run", "checkpoint": str(ckpt), "source": f"the {i.target} run {m['model']} seed {m['seed']}"

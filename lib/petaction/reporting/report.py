@@ -16,7 +16,7 @@ from ..core import paths
 from ..core.fmt import num, p_text, pct, pts  # noqa: F401  (report.pct etc.: the tests' and notebooks' names)
 from ..evaluation import transfer
 from ..models import pretrained
-from . import effort, gradcam_section, overtrials
+from . import checkpoint_section, effort, gradcam_section, overtrials
 
 MAX_COLUMNS = 7   # a wider table is split (the model column repeated) so it fits the page
 
@@ -781,7 +781,7 @@ def sections(r: dict) -> list[tuple[str, str]]:
     where = f"results/{r['study']}/{'' if r['target'] == 'action' else r['target'] + '/'}evaluation"
     return [
         ("md", f"## {t}: dataset"), ("md", dataset(r)), ("img", str(r["data"] / "class_counts.png")),
-        ("md", f"## {t}: methods"), ("md", methods(r)),
+        ("md", f"## {t}: methods"), ("md", methods(r)), *checkpoint_section.section(r),
         ("md", f"## {t}: results"),
         ("md", "Test-split metrics, recomputed from each run's saved per-clip scores "
                f"(`{where}/summary.csv`), in the order of validation top-1 (the selection), with each model's "

@@ -259,6 +259,7 @@ def build(p: dict, data: Path, run_dir: Path, class_names: list[str]) -> Config:
         val_evaluator=dict(type="ClipBoxMetric", topk=topk),
         test_evaluator=dict(type="ClipBoxMetric", topk=topk, out_file=str(run_dir / "test_results.pkl")),
     ))
+    cfg.custom_hooks.append(dict(type="ValEpochsHook"))   # val_epochs.npz: the checkpoint rule's evidence
     if p["channels_last"]:   # one process here (no launch.adapt): the hook converts the weights
         cfg.custom_hooks.append(dict(type="ChannelsLastHook"))
     return cfg
@@ -277,13 +278,17 @@ def run(p: dict) -> dict:
     runfolder.clear_checkpoints(out)
     cfg = build(p, data, out, class_names)
     runfolder.start_run(out, cfg, p)
-    runner, best, test_metrics, train_s = train_then_test(cfg, out, t0)
-    # the selected checkpoint's validation scores, for selection (train.fit does the same)
-    val_metrics = score_val(runner, dict(cfg.val_evaluator, out_file=str(out / "val_results.pkl")))
-    scores = runfolder.save_scores(out, data, class_names, p["fold"], trial=p["trial"])
-    runfolder.save_scores(out, data, class_names, p["fold"], split="val", trial=p["trial"])
-    return runfolder.write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0, val=val_metrics,
-                               data_dir=str(data), roi="labelled pet box at the key frame")
+    rule = p.get("checkpoint", "best")
+    dump = lambda split, source="": dict(cfg.val_evaluator, out_file=str(out / f"{split}_results{source}.pkl"))  # noqa: E731
+    runner, best, test_metrics, train_s, last = train_then_test(cfg, out, t0, last={s: dump(s, "_last") for s in ("test", "val")})
+    # the best checkpoint's validation scores, for selection (train.fit does the same)
+    val_metrics = score_val(runner, dump("val"))
+    rule_scores = runfolder.save_rule_scores(out, data, class_names, p)
+    if rule == "last":
+        test_metrics, val_metrics = last["test"], last["val"]
+    return runfolder.write_metrics(out, p, best, test_metrics, rule_scores[rule]["test"], class_names, train_s, t0,
+                                   val=val_metrics, data_dir=str(data), roi="labelled pet box at the key frame",
+                                   **runfolder.rule_metrics(rule_scores, rule, best, runner))
 
 
 # ---- cost (cost.py times forward.BoxForward on whole frames of this shape) ----

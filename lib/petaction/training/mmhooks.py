@@ -64,6 +64,89 @@ class EpochCSVHook(Hook):
         self._row = None
 
 
+VAL_EPOCHS = "val_epochs.npz"   # ValEpochsHook's file: every validated epoch's predicted class per clip
+
+
+@HOOKS.register_module()
+class ValEpochsHook(Hook):
+    """Save every validation epoch's predicted class per clip to <work_dir>/val_epochs.npz:
+    ``epochs`` (E), ``preds`` (E x clips, int16), ``labels`` and ``ids`` (the clips in the
+    validation list's order). From the predictions the validation loop already makes
+    (after_val_iter's outputs): no extra forward pass. Rewritten whole (core.atomic) after each
+    validation. A resumed training keeps the epochs recorded up to its checkpoint and overwrites
+    any it validates again, so it ends with the file of a training never stopped. In a DDP run
+    every process gathers its shard (mmengine's collect_results, in sampler order) and the main
+    process writes. Checkpoint selection rules are compared on this file (evaluation.checkpoint_rule)."""
+
+    priority = "LOW"
+
+    def __init__(self, filename: str = VAL_EPOCHS):
+        self.filename = filename
+        self._rows, self._epoch, self._preds = {}, None, []
+
+    def _path(self, runner) -> Path:
+        return Path(runner.work_dir) / self.filename
+
+    def before_train(self, runner) -> None:
+        """A fresh training starts an empty record; a resumed one keeps its epochs up to the
+        checkpoint it resumed from (later ones are validated again)."""
+        import numpy as np
+        self._rows = {}
+        path = self._path(runner)
+        if runner.epoch > 0 and path.is_file():
+            with np.load(path) as z:
+                self._rows = {int(e): row for e, row in zip(z["epochs"], z["preds"]) if e <= runner.epoch}
+        elif _is_main():   # an earlier training's record must not outlive it
+            path.unlink(missing_ok=True)
+
+    def after_train_epoch(self, runner) -> None:
+        self._epoch = runner.epoch + 1   # the epoch the next validation scores (EpochCSVHook's numbering)
+
+    def before_val_epoch(self, runner) -> None:
+        self._preds = []
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self._epoch is not None:
+            self._preds.extend(predicted_class(s) for s in outputs or [])   # (predicted, true) class
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if self._epoch is None:   # a validation outside training records nothing
+            return
+        import numpy as np
+        from mmengine.dist import collect_results
+
+        from ..core import atomic
+        from .runfolder import read_list
+        dataset = runner.val_dataloader.dataset
+        preds = collect_results(self._preds, len(dataset), device="cpu")   # every process takes part
+        epoch, self._epoch, self._preds = self._epoch, None, []
+        if not _is_main():
+            return
+        clips = read_list(dataset.ann_file)
+        if [t for _, t in preds] != [c[2] for c in clips]:
+            raise RuntimeError(f"{len(preds)} validation predictions are not those of the {len(clips)} clips of "
+                               f"{dataset.ann_file} in its order")
+        self._rows[epoch] = np.array([p for p, _ in preds], dtype=np.int16)
+        epochs = sorted(self._rows)
+        atomic.savez(self._path(runner), epochs=np.array(epochs, dtype=np.int16),
+                     preds=np.stack([self._rows[e] for e in epochs]),
+                     labels=np.array([c[2] for c in clips], dtype=np.int16), ids=np.array([c[0] for c in clips]))
+
+
+def predicted_class(sample) -> tuple[int, int]:
+    """(top class, true class) of one validation output: a recogniser's ``pred_score``, or
+    fast_rcnn's one box's class scores (``pred_instances.scores``, as detection.ClipBoxMetric
+    reads them)."""
+    import numpy as np
+    d = sample.to_dict() if hasattr(sample, "to_dict") else sample
+    if "pred_instances" in d:
+        scores = d["pred_instances"]["scores"][0]
+    else:
+        scores = d["pred_score"]
+    plain = lambda x: x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)   # noqa: E731
+    return int(plain(scores).argmax()), int(plain(d["gt_label"]).reshape(-1)[0])
+
+
 @HOOKS.register_module()
 class TrustCheckpointsHook(Hook):
     """Record the hash of every checkpoint CheckpointHook writes (last and best), so that

@@ -37,20 +37,39 @@ def data_lists(data: Path, fold: int = 0, trial: int = 0) -> list[Path]:
 
 
 def read_split(data: Path, split: str, fold: int = 0, trial: int = 0) -> list[tuple[str, int, int]]:
+    return read_list(data / paths.split_file(split, fold, trial))
+
+
+def read_list(path: Path) -> list[tuple[str, int, int]]:
+    """A split list's (clip, frames, label) rows, in its order."""
     rows = []
-    with open(data / paths.split_file(split, fold, trial), encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             clip, frames, label = line.rsplit(maxsplit=2)
             rows.append((clip, int(frames), int(label)))
     return rows
 
 
+RULES = ("best", "last")   # the train parameter `checkpoint`: which checkpoint's scores are the run's
+
+
+def scores_tag(rule: str, in_force: str) -> str:
+    """The file-name tag of a checkpoint's scores: none for the rule in force (test_scores.npz,
+    val_scores.npz, which the evaluation reads), ``_best`` or ``_last`` for the other one."""
+    return "" if rule == in_force else f"_{rule}"
+
+
+def scores_path(run: Path, split: str, rule: str, in_force: str) -> Path:
+    return Path(run) / f"{split}_scores{scores_tag(rule, in_force)}.npz"
+
+
 def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0, split: str = "test",
-                trial: int = 0) -> dict:
-    """Per-clip scores of one split from mmengine's DumpResults pickle (<split>_results.pkl) ->
-    <split>_scores.npz + .csv: the test split's after testing, the validation split's of the
-    selected checkpoint (score_val), which the evaluation selects models by."""
-    with open(run / f"{split}_results.pkl", "rb") as f:
+                trial: int = 0, source: str = "", tag: str = "") -> dict:
+    """Per-clip scores of one split from mmengine's DumpResults pickle (<split>_results<source>.pkl)
+    -> <split>_scores<tag>.npz + .csv: the test split's after testing, the validation split's
+    (score_val), which the evaluation selects models by; tag "_best" / "_last" for the checkpoint
+    the rule in force did not pick (scores_tag)."""
+    with open(run / f"{split}_results{source}.pkl", "rb") as f:
         results = pickle.load(f)
     clips = read_split(data, split, fold, trial)
     if len(results) != len(clips):
@@ -61,14 +80,43 @@ def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0, sp
     if not np.array_equal(labels, expected):
         raise RuntimeError(f"{split} predictions are not in {split}.txt order")
     ids = np.array([t[0] for t in clips])
-    atomic.savez(run / f"{split}_scores.npz", ids=ids, labels=labels, scores=scores, classes=np.array(class_names))
-    with atomic.open_atomic(run / f"{split}_scores.csv", "w", newline="") as f:
+    atomic.savez(run / f"{split}_scores{tag}.npz", ids=ids, labels=labels, scores=scores, classes=np.array(class_names))
+    with atomic.open_atomic(run / f"{split}_scores{tag}.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "label", "pred", *class_names])
         for i, lab, s in zip(ids, labels, scores):
             w.writerow([i, class_names[lab], class_names[int(s.argmax())], *np.round(s, 6)])
-    (run / f"{split}_results.pkl").unlink()
+    (run / f"{split}_results{source}.pkl").unlink()
     return {f"n_{split}": len(ids), "top1": float((scores.argmax(1) == labels).mean())}
+
+
+def save_rule_scores(run: Path, data: Path, class_names: list[str], p: dict) -> dict:
+    """Both checkpoints' test and validation scores (the best's from <split>_results.pkl, the
+    last weights' from <split>_results_last.pkl), named by the rule in force (p["checkpoint"]):
+    its scores become test_scores.npz / val_scores.npz. Returns {rule: {split: top-1}} and the
+    in-force test scores' summary (for metrics.json)."""
+    rule = p.get("checkpoint", "best")
+    out = {}
+    for which, source in (("best", ""), ("last", "_last")):
+        tag = scores_tag(which, rule)
+        out[which] = {split: save_scores(run, data, class_names, p["fold"], split=split, trial=p["trial"],
+                                         source=source, tag=tag) for split in ("test", "val")}
+    return out
+
+
+def rule_metrics(rule_scores: dict, rule: str, best: Path, runner) -> dict:
+    """What metrics.json records of the checkpoint rule: the rule in force, the checkpoint file and
+    epoch whose scores are the run's (kept_checkpoint: what export, infer and a run started from
+    this one load), and each checkpoint's validation and test top-1 (from its saved scores)."""
+    last_epoch = runner.epoch
+    last = Path(runner.message_hub.get_info("last_ckpt") or f"epoch_{last_epoch}.pth")
+    if checkpoint_epoch(last) != last_epoch:
+        raise RuntimeError(f"the last checkpoint {last.name} is not the final epoch {last_epoch}'s")
+    return {"checkpoint": rule, "kept_checkpoint": best.name if rule == "best" else last.name,
+            "scored_epoch": checkpoint_epoch(best) if rule == "best" else last_epoch,
+            "last_checkpoint": last.name, "last_epoch": last_epoch,
+            "best_epoch_val_top1": rule_scores["best"]["val"]["top1"], "best_test_top1": rule_scores["best"]["test"]["top1"],
+            "last_epoch_val_top1": rule_scores["last"]["val"]["top1"], "last_test_top1": rule_scores["last"]["test"]["top1"]}
 
 
 def clear_checkpoints(run: Path) -> None:
@@ -96,6 +144,17 @@ def best_checkpoint(run: Path, runner=None) -> Path:
     if len(found) != 1:
         raise FileNotFoundError(f"expected one best_*.pth checkpoint in {run}, found {[f.name for f in found]}")
     return found[0]
+
+def kept_checkpoint(run: Path) -> Path:
+    """The checkpoint a finished run reports (metrics.json's kept_checkpoint: the best's or the
+    final weights', train parameter `checkpoint`); the best one for a run from before the rule."""
+    m = json.loads((Path(run) / "metrics.json").read_text()) if (Path(run) / "metrics.json").is_file() else {}
+    if m.get("kept_checkpoint"):
+        ckpt = Path(run) / m["kept_checkpoint"]
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{ckpt} (metrics.json's kept_checkpoint) is missing: train {run} again")
+        return ckpt
+    return best_checkpoint(run)
 
 ATTEMPT = "attempt.key"   # the resolved settings and data of the training that wrote this folder
 
@@ -143,6 +202,8 @@ def start_run(out: Path, cfg, p: dict | None = None) -> None:
     atomic.write_json(out / "provenance.json", provenance.collect(), indent=1)
     (out / "metrics.json").unlink(missing_ok=True)
     (out / BUDGET).unlink(missing_ok=True)
+    for f in (*out.glob("*_scores_best.*"), *out.glob("*_scores_last.*")):   # an earlier rule's other checkpoint
+        f.unlink()
 
 BUDGET = "budget.json"   # what a training spent: optimizer steps and CPU seconds (write_budget)
 

@@ -8,14 +8,14 @@ from pathlib import Path
 from .runfolder import best_checkpoint, write_budget
 
 
-def score_val(runner, evaluator) -> dict:
-    """Run the validation split once through the loaded (selected) checkpoint with
+def score_val(runner, evaluator, loader=None) -> dict:
+    """Run the validation split (or ``loader``'s) once through the loaded weights with
     ``evaluator`` (the run's val metric plus one that dumps per-clip results). A plain loop
-    rather than runner.val(): that would fire the training's hooks (best-checkpoint saving,
-    log.csv) for an evaluation that is not an epoch. Every process runs it (the evaluator
-    gathers the shards)."""
+    rather than runner.val() / runner.test(): those would fire the training's hooks
+    (best-checkpoint saving, log.csv, closing the visualizer) for an evaluation that is not an
+    epoch. Every process runs it (the evaluator gathers the shards)."""
     import torch
-    loader = runner.val_dataloader
+    loader = runner.val_dataloader if loader is None else loader
     ev = runner.build_evaluator(evaluator)
     ev.dataset_meta = loader.dataset.metainfo
     runner.model.eval()
@@ -25,10 +25,19 @@ def score_val(runner, evaluator) -> dict:
     return {k.replace("acc/", ""): float(v) for k, v in ev.evaluate(len(loader.dataset)).items()}
 
 
-def train_then_test(cfg, out: Path, t0: float, resume: bool = False):
+def score_last(runner, evaluators: dict) -> dict:
+    """The final weights (the last epoch's, still in the model after training) scored on the
+    test and validation splits: ``evaluators`` {"test": ..., "val": ...}, each dumping its
+    per-clip results. Returns {split: metrics}."""
+    return {split: score_val(runner, ev, runner.test_dataloader if split == "test" else None)
+            for split, ev in evaluators.items()}
+
+
+def train_then_test(cfg, out: Path, t0: float, resume: bool = False, last=None):
     """mmengine's Runner (recogniser, fast_rcnn or detector config): train (resuming when
-    asked), load the best checkpoint on val, test it once. Returns (runner, best checkpoint,
-    test metrics, training seconds since t0)."""
+    asked), score the final weights with ``last`` (score_last's evaluators; None: not scored),
+    load the best checkpoint on val, test it once. Returns (runner, best checkpoint, test
+    metrics, training seconds since t0), and with ``last`` its scores' metrics too."""
     from mmengine.dist import barrier
     from mmengine.runner import Runner
 
@@ -40,8 +49,11 @@ def train_then_test(cfg, out: Path, t0: float, resume: bool = False):
     write_budget(out, runner.iter, time.process_time() - cpu0)
     barrier()   # the main process has recorded the best checkpoint's hash before others load it
     train_s = time.time() - t0
+    last_metrics = score_last(runner, last) if last else None
     best = best_checkpoint(out, runner)
     runner.load_checkpoint(str(best))   # a checkpoint this run wrote: see models.checkpoints
+    if last:
+        return runner, best, runner.test(), train_s, last_metrics
     return runner, best, runner.test(), train_s
 
 

@@ -5,7 +5,10 @@
 
 Writes results/<study>/models/<model>/seed<k>/: config.py (resolved, runnable by
 mmaction2's tools/train.py), params.json, provenance.json, log.csv (per epoch),
-best checkpoint, test_scores.npz/.csv (per-clip scores, all classes), metrics.json.
+best checkpoint, test_scores.npz/.csv (per-clip scores, all classes), metrics.json, val_epochs.npz
+(every validation's predicted class per clip); the final weights are scored too
+(test_scores_last.npz, val_scores_last.npz), and the train parameter `checkpoint: best | last`
+says whose scores are test_scores.npz and val_scores.npz (the other's: *_scores_best / *_last).
 
 A training killed before it finished resumes from its last checkpoint when the same command
 runs again (same settings and data, see resume_or_clear); with nproc > 1 it runs under
@@ -24,8 +27,8 @@ from ..core import atomic, lock, paths
 from ..models import mmconfig
 from . import launch, mmhooks  # noqa: F401  (mmhooks: the hooks a training config names)
 from .runfolder import (ATTEMPT, BUDGET, attempt_key, best_checkpoint, clear_checkpoints,  # noqa: F401  (train.X)
-                        data_dir, data_lists, read_split, resume_or_clear, save_scores, start_run,
-                        write_budget, write_metrics)
+                        data_dir, data_lists, read_split, resume_or_clear, rule_metrics, save_rule_scores,
+                        save_scores, start_run, write_budget, write_metrics)
 from .runner import score_val, train_then_test  # noqa: F401  (train.X: the Runner loop)
 
 
@@ -49,6 +52,7 @@ def run_locked(p: dict, log=print) -> dict:
     out = paths.run_dir(p["study"], p["model"], p["seed"], p["target"], p["results_dir"] or None, p["fold"], p["trial"])
     out.mkdir(parents=True, exist_ok=True)
     cfg = mmconfig.build(p, data, out, class_names, train_counts.tolist())
+    cfg.custom_hooks.append(dict(type="ValEpochsHook"))   # val_epochs.npz: the checkpoint rule's evidence
     launch.adapt(cfg, p)
     key = attempt_key(p, data)
     resume = resume_or_clear(out, key)
@@ -62,19 +66,30 @@ def run_locked(p: dict, log=print) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+def dumping(cfg, out: Path, split: str, source: str = "") -> list:
+    """The run's validation metric plus mmengine's DumpResults of the per-clip results
+    (<split>_results<source>.pkl, which runfolder.save_scores reads)."""
+    return [cfg.val_evaluator, dict(type="DumpResults", out_file_path=str(out / f"{split}_results{source}.pkl"))]
+
+
 def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
-    """Train and test (train_then_test), score the selected checkpoint on validation
-    (val_scores.npz, for selection); the main process writes the scores and metrics.json."""
+    """Train, score the final weights on test and validation, test the best checkpoint
+    (train_then_test) and score it on validation (val_scores.npz, for selection); the rule in
+    force (p["checkpoint"]) says whose scores are test_scores.npz / val_scores.npz. The main
+    process writes the scores and metrics.json."""
     from mmengine.dist import get_world_size, is_main_process
 
-    runner, best, test_metrics, train_s = train_then_test(cfg, out, t0, resume)
-    val_metrics = score_val(runner, [cfg.val_evaluator, dict(type="DumpResults",
-                                                             out_file_path=str(out / "val_results.pkl"))])
+    rule = p.get("checkpoint", "best")
+    runner, best, test_metrics, train_s, last = train_then_test(
+        cfg, out, t0, resume, last={s: dumping(cfg, out, s, "_last") for s in ("test", "val")})
+    val_metrics = score_val(runner, dumping(cfg, out, "val"))
     if not is_main_process():
         return {}
     data = data_dir(p["study"], p["target"], p["results_dir"] or None)
     class_names = json.loads((data / "classes.json").read_text())["classes"]
-    scores = save_scores(out, data, class_names, p["fold"], trial=p["trial"])
-    save_scores(out, data, class_names, p["fold"], split="val", trial=p["trial"])
-    return write_metrics(out, p, best, test_metrics, scores, class_names, train_s, t0,
-                         processes=get_world_size(), resumed=resume, val=val_metrics)
+    rule_scores = save_rule_scores(out, data, class_names, p)
+    if rule == "last":
+        test_metrics, val_metrics = last["test"], last["val"]
+    return write_metrics(out, p, best, test_metrics, rule_scores[rule]["test"], class_names, train_s, t0,
+                         processes=get_world_size(), resumed=resume, val=val_metrics,
+                         **rule_metrics(rule_scores, rule, best, runner))
