@@ -79,3 +79,32 @@ def test_decisions_over_trials_speak_of_confirmed_models_only():
     assert overtrials.claim(o, None, "a", "b")["kind"] == "leader"
     assert overtrials.decide({"d": test["d"]}, {"d": val["d"]}, summary, first, [1], "c", 0.05, 0.05,
                              evaluate.recommend) is None
+
+
+def test_the_study_screens_then_trains_trials_2_to_n_of_the_confirm_set_and_its_sources(tmp_path, monkeypatch):
+    """The order of a study with trials (no training here: the pools and evaluations are recorded):
+    trial 1 of every model in one pool, each target's screening evaluation, trials 2..3 of the
+    confirm sets (the action source of a confirmed tsm@action joining them) in a second pool, the
+    final evaluations; with confirm: all, one pool and no screening."""
+    cfg = study.load_study(None, {"study": "s", "results_dir": str(tmp_path), "profile": "tiny", "trials": 3,
+                                  "models": ["tsn", "tsm", "x3d"], "targets": ["action", "emotion"],
+                                  "target_models": {"emotion": ["tsn", "tsm@action"]}, "detector": False})
+    pools, steps = [], []
+    monkeypatch.setattr(study, "prepare_target", lambda cfg, t, force, log: {"step": f"prepare ({t})", "status": "done"})
+    monkeypatch.setattr(study, "data_inputs", lambda *a, **k: "")
+    monkeypatch.setattr(study, "train_all", lambda s, r, cfg, force, log: pools.append(sorted(x.name for x in s)) or [])
+    monkeypatch.setattr(study.Step, "run", lambda self, force, log, env=None: steps.append(self.name)
+                        or {"step": self.name, "status": "done"})
+    monkeypatch.setattr(phases, "from_decisions", lambda cfg, t: {"action": ["x3d"], "emotion": ["tsm@action"]}[t])
+
+    def names(target, models, trials):
+        return sorted(f"train {m} seed {t - 1} trial {t} ({target})" for m in models for t in trials)
+
+    study.run_targets(cfg, False, lambda line: None)
+    assert steps == ["screen (action)", "screen (emotion)", "evaluate (action)", "evaluate (emotion)"]
+    assert pools == [sorted(names("action", ["tsn", "tsm", "x3d"], [1]) + names("emotion", ["tsn", "tsm@action"], [1])),
+                     sorted(names("action", ["x3d", "tsm"], [2, 3]) + names("emotion", ["tsm@action"], [2, 3]))]
+    pools.clear(), steps.clear()
+    study.run_targets({**cfg, "confirm": "all"}, False, lambda line: None)
+    assert steps == ["evaluate (action)", "evaluate (emotion)"]
+    assert pools == [sorted(names("action", ["tsn", "tsm", "x3d"], [1, 2, 3]) + names("emotion", ["tsn", "tsm@action"], [1, 2, 3]))]

@@ -86,7 +86,7 @@ def test_study_with_three_trials_screens_on_trial_1_and_confirms_the_deciding_mo
     from petaction.evaluation import leaks
     cfg = study.load_study(None, {"study": "trialtest", "results_dir": str(tmp_path), "profile": "tiny",
                                   "models": ["tsn", "tsm", "x3d"], "trials": 3, "prepare": TINY_PREPARE,
-                                  "detector": False, "evaluate": {"cost_repeats": 2}})
+                                  "detector": False, "evaluate": {"cost_repeats": 2, "order_blind": ""}})
     log, fresh = [], []
     try:
         status = study.run(cfg, log=log.append)
@@ -101,6 +101,7 @@ def test_study_with_three_trials_screens_on_trial_1_and_confirms_the_deciding_mo
     d = json.loads((ev / "decisions.json").read_text())
     confirmed = [c["model"] for c in d["confirm"]]
     assert confirmed and all(c["why"] for c in d["confirm"])
+    assert f"[conf] action: trials 2..3 of {', '.join(confirmed)}" in "\n".join(log)   # the console names them
     assert [s["step"] for s in status].index("screen (action)") < [s["step"] for s in status].index(
         f"train {confirmed[0]} seed 1 trial 2 (action)")
     for m in ("tsn", "tsm", "x3d"):   # trials 2..3 for the confirm set only

@@ -81,7 +81,7 @@ def decide(res: dict, val: dict, summary: pd.DataFrame, first: dict, oo_idx: lis
     # the recommendation: recommend's rule on the confirmed models, ordered by their mean validation top-1
     sub = summary[summary["model"].isin(confirmed)].copy()
     sub["val_top1"] = sub["model"].map(val_mean)
-    sub = sub.set_index("model").loc[ranking].reset_index()
+    sub = sub.set_index("model").loc[[m for m in ranking if m in set(sub["model"])]].reset_index()
     learned_val = {c["a"]: c["winner"] == c["a"] for c in first.get("val_baseline", [])}
     learned_test = {c["a"]: c["winner"] == c["a"] for c in first["claims"] if c["kind"] == "baseline"}
     rec = recommend(sub, PooledVal(val), learned_val, learned_test, margin)

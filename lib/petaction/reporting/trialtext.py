@@ -36,8 +36,9 @@ def screened(r: dict, o: dict) -> str:
     single = o["single_network"]
     return (f"Every model is screened on trial 1 and the {len(o['confirmed'])} the comparisons involve "
             f"({', '.join(o['confirmed'])}) are confirmed on {n} trials, each its own split and training seed"
-            + (f"; {', '.join(single)} ran fewer than {o['min_trials']} trials (single networks) and no comparison "
-               "names them" if single else "") + ".")
+            + (f"; {', '.join(single)} ran fewer than {o['min_trials']} trials "
+               + ("(a single network) and no comparison names it" if len(single) == 1 else
+                  "(single networks) and no comparison names them") if single else "") + ".")
 
 
 def transfer_sentences(r: dict, o: dict) -> list[str]:
