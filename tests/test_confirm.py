@@ -6,7 +6,7 @@ import pytest
 
 from petaction import phases, study
 from petaction.core.errors import ParamError
-from petaction.evaluation import confirm, evaluate, overtrials
+from petaction.evaluation import confirm, evaluate, overtrials, trials
 
 
 def trial1_decisions():
@@ -108,3 +108,35 @@ def test_the_study_screens_then_trains_trials_2_to_n_of_the_confirm_set_and_its_
     study.run_targets({**cfg, "confirm": "all"}, False, lambda line: None)
     assert steps == ["evaluate (action)", "evaluate (emotion)"]
     assert pools == [sorted(names("action", ["tsn", "tsm", "x3d"], [1, 2, 3]) + names("emotion", ["tsn", "tsm@action"], [1, 2, 3]))]
+
+
+def test_the_report_speaks_over_trials_of_confirmed_models_only():
+    """With over_trials, the abstract, conclusion and recommendation name the over-trials best and
+    recommendation, and each comparison prints P(A > B) with its interval and the Holm p-value; the
+    transfer pair is stated whatever its direction; without it, the report's own text is kept."""
+    import re
+    from petaction.reporting import trialtext
+    test = {"a": results([0.8, 0.8, 0.8], 1), "b": results([0.6, 0.62, 0.6], 2), "a@action": results([0.7] * 3, 9),
+            "d": results([0.95], 4)}
+    val = {"a": results([0.7, 0.72, 0.7], 5), "b": results([0.75, 0.74, 0.75], 6), "a@action": results([0.6] * 3, 10),
+           "d": results([0.99], 8)}
+    summary = pd.DataFrame({"model": ["d", "b", "a", "a@action"], "cpu_latency_ms": [50.0, 30.0, 10.0, 10.0],
+                            "realtime": [True] * 4, "headroom": [20.0, 30.0, 100.0, 100.0]})
+    first = {"claims": [{"kind": "baseline", "a": m, "winner": m} for m in test] +
+             [{"kind": "init", "a": "a", "b": "a@action"}],
+             "val_baseline": [{"kind": "baseline", "a": m, "winner": m} for m in test]}
+    o = overtrials.decide(test, val, summary, first, [1], "", 0.15, 0.05, evaluate.recommend)
+    tables = pd.DataFrame([{"model": m, **trials.summary(trials.restrict(test[m]))} for m in test])
+    r = {"decisions": {"over_trials": o}, "trials": tables, "summary": summary,
+         "run_params": {"a@action": {"init": "action:a"}, "a": {}}}
+    abstract = trialtext.abstract(r, "We train four models.")
+    assert "Selected by mean validation top-1 over its trials, b reaches" in abstract
+    pairs = re.findall(r"P\((\S+) > (\S+)\) across trials [0-9.]+, 95% interval [0-9.]+ to [0-9.]+", abstract)
+    assert ("b", "a") in pairs and ("a", "a@action") in pairs and all("d" not in p for p in pairs)
+    assert "Behaviour -> emotion transfer (a@action against a)" in abstract and "Holm-corrected p" in abstract
+    assert "d ran fewer than 3 trials (a single network)" in abstract
+    rec = trialtext.recommendation(r)
+    assert rec.startswith("Recommendation (over trials): a.") and "non-inferior to it within 15 points" in rec
+    assert "P(b > a) across trials" in rec   # the pair's claim (the leader's: tested once)
+    assert "On trial 1" in trialtext.conclusion(r, ["On that trial, x."]) and "b has the highest" in trialtext.conclusion(r, [])
+    assert trialtext.over({"decisions": {}}) is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.fmt import pct, pts
+from ..evaluation.overtrials import claim
 from ..models import pretrained
 from .overtrials import sentence
 
@@ -102,7 +103,7 @@ def recommendation(r: dict) -> str:
     why = f"It keeps up with {by.loc[m, head]:.1f}x headroom ({by.loc[m, lat]:.0f} ms per prediction)"
     if reason == "faster_non_inferior":
         cand = next(x for x in rec["candidates"] if x["model"] == m)
-        c = next((c for c in kind_claims(o, "recommendation")), None)
+        c = claim(o, None, m, pick)   # its own kind, or the leader's when the pair is the same
         return (f"Recommendation (over trials): {m}. {why}, {by.loc[pick, lat] / by.loc[m, lat]:.1f} times faster "
                 f"than {pick} (the best by mean validation top-1 among the confirmed models that keep up), and is "
                 f"non-inferior to it within {margin} on validation pooled over the trials: top-1 difference "
