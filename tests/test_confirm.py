@@ -40,6 +40,8 @@ def test_confirm_is_checked_like_every_other_key():
                      ({"emotion": "most"}, "unknown confirm.emotion 'most'"), (3, "confirm is 3")):
         with pytest.raises(ParamError, match=msg):
             study.load_study(None, {**base, "confirm": bad})
+    with pytest.raises(ParamError, match="chooses the models of trials 2..n, and this study has trials: 0"):
+        study.load_study(None, {"confirm": "all"})
 
 
 def test_a_confirmed_transfer_brings_its_source_on_the_same_trials():

@@ -32,6 +32,9 @@ def check(cfg: dict, models_for) -> None:
     """confirm: auto | all | {target: auto | all | [models of that target]}: one ParamError otherwise."""
     c = cfg["confirm"]
     how = "confirm: auto (the models trial 1's validation decisions involve), all, or {target: [models] | auto | all}"
+    if c != "auto" and cfg["trials"] < 2:
+        raise P.ParamError(f"confirm {c!r} chooses the models of trials 2..n, and this study has trials: "
+                           f"{cfg['trials']}: set trials: n (n >= 2) or leave confirm out")
     if isinstance(c, str):
         if c not in MODES:
             raise P.ParamError(f"unknown confirm {c!r}; valid: {how}")

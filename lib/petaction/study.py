@@ -345,7 +345,8 @@ def evaluate_step(cfg: dict, target: str, trained: list, screen: bool = False) -
 
 def run_targets(cfg: dict, force: bool, log) -> list[dict]:
     """Prepare every target, train everything (every target's models and the detector) in one
-    pool of slots, then evaluate each target: one pool keeps every slot busy to the end."""
+    pool of slots, then evaluate each target: one pool keeps every slot busy to the end. With
+    trials and confirm auto, the pool trains trial 1 and confirm_phase the rest (phases.py)."""
     con = as_console(log)
     status, prepared = [], []
     for target in cfg["targets"]:
@@ -598,7 +599,7 @@ def expect_serial_steps(con: Console, cfg: dict) -> None:
     are listed once the data they read is prepared."""
     for target in cfg["targets"]:
         con.times.expect(f"prepare ({target})", "prepare", 1)
-        if phases.screens(cfg, [target]) and phases.mode(cfg, target) == "auto":
+        if phases.screens(cfg, [target]):   # trial 1's evaluation, which chooses the confirm set
             con.times.expect(f"screen ({target})", "evaluate", len(models_for(cfg, target)))
         con.times.expect(f"evaluate ({target})", "evaluate", len(models_for(cfg, target)))
     con.times.expect("report", "report", 1)

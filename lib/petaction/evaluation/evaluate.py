@@ -20,8 +20,8 @@ With trials prepared (study `trials: n`), the files above are trial 1's (the pre
 and trials.csv (each model over its trials) is added; decisions.json adds the confirm set (the
 models trial 1's validation decisions involve, which the study trains on trials 2..n: confirm.py)
 and over_trials (best, recommendation and paired claims over the trials of the confirmed models:
-overtrials.py), whose claims are trial_claims.csv. Before anything is stated, leaks.check refuses a run whose
-dependency chain (its init sources, the e2e detector) trained or selected on its test clips.
+overtrials.py), whose claims are trial_claims.csv. Before anything is stated, leaks.check
+refuses a run whose dependency chain (its init sources, the e2e detector) trained or selected on its test clips.
 
 Selection uses the validation split only (each run's val_scores.npz: the selected
 checkpoint's per-clip validation scores; log.csv's best validation top-1 where a run has
@@ -270,8 +270,9 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
         decisions["trial_claims"] = over["claims"] if over else []
         print(f"over trials: {len(over['confirmed']) if over else 0} confirmed model(s); Holm family of "
               f"{len(decisions['trial_claims'])} paired test(s) (trial_claims.csv)")
-        atomic.to_csv(pd.DataFrame(decisions["trial_claims"], columns=None if decisions["trial_claims"] else
-                                   ["kind", "a", "b", "p_value", "p_holm"]), out / "trial_claims.csv", index=False)
+        tc = decisions["trial_claims"]
+        atomic.to_csv(pd.DataFrame(tc) if tc else pd.DataFrame(columns=["kind", "a", "b", "p_value", "p_holm"]),
+                      out / "trial_claims.csv", index=False)
     atomic.write_json(out / "decisions.json", decisions, indent=1, default=atomic.plain)
     transfer_df = transfer.compare(run_params, test.correct, transfer.records(first_seed), decisions["claims"])
     atomic.to_csv(transfer_df, out / "transfer.csv", index=False)   # the columns alone when no two runs differ in init
