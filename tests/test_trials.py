@@ -73,49 +73,68 @@ def test_trials_go_alone():
 
 
 @pytest.mark.slow
-def test_study_with_three_trials(tmp_path):
-    """trials: 3 on the tiny profile: each model trains on each trial's own split with that trial's
-    seed; evaluate writes every model over its trials and the paired claims again over them."""
+def test_study_with_three_trials_screens_on_trial_1_and_confirms_the_deciding_models(tmp_path):
+    """trials: 3 on the tiny profile, confirm auto: every model trains on trial 1, trial 1's evaluation
+    names the confirm set, only those train trials 2 and 3 (each on its trial's own split and seed), and
+    the report's abstract speaks over the trials of the confirmed models."""
     import json
+    import re
     import pandas as pd
     from conftest import TINY_PREPARE
     from petaction import study
     from petaction.core import paths
     from petaction.evaluation import leaks
     cfg = study.load_study(None, {"study": "trialtest", "results_dir": str(tmp_path), "profile": "tiny",
-                                  "models": ["tsn", "tsm"], "trials": 3, "prepare": TINY_PREPARE,
-                                  "detector": False, "evaluate": {"cost_repeats": 2}})
-    log = []
+                                  "models": ["tsn", "tsm", "x3d"], "trials": 3, "prepare": TINY_PREPARE,
+                                  "detector": False, "evaluate": {"cost_repeats": 2, "order_blind": ""}})
+    log, fresh = [], []
     try:
         status = study.run(cfg, log=log.append)
+        again = study.run(cfg, log=fresh.append)   # a re-run skips everything: both evaluations included
     finally:
         for suffix in ("html", "pdf"):
             (paths.REPO / "report" / f"trialtest.{suffix}").unlink(missing_ok=True)
-    assert [s["status"] for s in status] == ["done"] * 9, log   # prepare, 2 x 3 trainings, evaluate, report
+    assert {s["status"] for s in status} == {"done"}, log
+    assert {s["status"] for s in again} == {"skipped"}, fresh
     root = tmp_path / "trialtest"
-    assert sorted(p.name for p in (root / "models" / "tsm").iterdir()) == ["seed0_trial1", "seed1_trial2", "seed2_trial3"]
+    ev = root / "evaluation"
+    d = json.loads((ev / "decisions.json").read_text())
+    confirmed = [c["model"] for c in d["confirm"]]
+    assert confirmed and all(c["why"] for c in d["confirm"])
+    assert f"[conf] action: trials 2..3 of {', '.join(confirmed)}" in "\n".join(log)   # the console names them
+    assert [s["step"] for s in status].index("screen (action)") < [s["step"] for s in status].index(
+        f"train {confirmed[0]} seed 1 trial 2 (action)")
+    for m in ("tsn", "tsm", "x3d"):   # trials 2..3 for the confirm set only
+        runs = sorted(p.name for p in (root / "models" / m).iterdir())
+        assert runs == (["seed0_trial1", "seed1_trial2", "seed2_trial3"] if m in confirmed else ["seed0_trial1"])
     tests = [leaks.list_ids(root / "data" / f"test.trial{t}.txt") for t in (1, 2, 3)]
     assert tests[0] != tests[1] != tests[2]
     for t, run in enumerate(("seed0_trial1", "seed1_trial2", "seed2_trial3")):
-        for m in ("tsn", "tsm"):
+        for m in confirmed:
             assert leaks.test_ids(root / "models" / m / run) == tests[t]
-    ev = root / "evaluation"
     table = pd.read_csv(ev / "trials.csv").set_index("model")
-    for m in ("tsn", "tsm"):
+    for m in confirmed:
         top1 = [json.loads((root / "models" / m / r / "metrics.json").read_text())["test"]["top1"]
                 for r in ("seed0_trial1", "seed1_trial2", "seed2_trial3")]
         assert table.loc[m, "n_trials"] == 3 and not table.loc[m, "single_network"]
         assert table.loc[m, "top1_mean"] == pytest.approx(np.mean(top1), abs=1e-4)
-        assert table.loc[m, "top1_ci_low"] <= table.loc[m, "top1_mean"] <= table.loc[m, "top1_ci_high"]
-    d = json.loads((ev / "decisions.json").read_text())
-    assert d["leak_check"]["runs"] == 6
-    leader = next(c for c in d["trial_claims"] if c["kind"] == "leader")
-    assert leader["n_trials"] == 3 and leader["comparable"] and leader["p_holm"] >= leader["p_value"]
-    assert 0 <= leader["p_a_beats_b_ci_low"] <= leader["p_a_beats_b"] <= leader["p_a_beats_b_ci_high"] <= 1
-    assert len(pd.read_csv(ev / "trial_claims.csv")) == len(d["trial_claims"])
+    assert all(table.loc[m, "single_network"] for m in table.index if m not in confirmed)
+    o = d["over_trials"]
+    assert set(o["confirmed"]) == set(confirmed)
+    assert o["best"] in confirmed and all({c["a"], c["b"]} <= set(confirmed) for c in d["trial_claims"])
+    claims = pd.read_csv(ev / "trial_claims.csv")
+    assert len(claims) == len(d["trial_claims"]) == o["family_size"]
     from petaction.reporting import report
-    text = " ".join(x for kind, x in report.sections(report.load("trialtest", str(tmp_path), "action")) if kind == "md")
-    assert "## Action: over trials" in text and f"{len(d['trial_claims'])} paired tests" in text
+    r = report.load("trialtest", str(tmp_path), "action")
+    text = " ".join(x for kind, x in report.sections(r) if kind == "md")
+    printed = re.search(r"Holm's correction over these (\d+) paired tests", text)
+    assert printed and int(printed.group(1)) == len(claims)   # the family size printed == the rows tested
+    abstract = report.abstract(r)
+    named = re.findall(r"P\((\S+) > (\S+)\) across trials [0-9.]+, 95% interval [0-9.]+ to [0-9.]+", abstract)
+    if len(confirmed) > 1:
+        assert named and all({a, b} <= set(confirmed) for a, b in named), abstract
+        assert "Holm-corrected p" in abstract
+    assert f"Selected by mean validation top-1 over its trials, {o['best']}" in abstract
 
 
 def test_the_report_section_names_single_networks_and_claims_only_over_three_trials():

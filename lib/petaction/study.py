@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import params as P
-from . import schedule
+from . import phases, schedule
 from .console import Console, clock, kernel_manager_class
 from .core import atomic, lock, orphans, paths
 from .core.provenance import files_digest
@@ -39,6 +39,8 @@ STUDY_DEFAULTS = dict(
     folds=0,             # k >= 2: k-fold cross-validation (each clip tested once; metrics pooled over folds)
     trials=0,            # n >= 1: n trials, trial t a split drawn with prepare seed + t - 1 and training seed
                          #   t - 1 (docs/study.md); every model of a trial shares its split
+    confirm="auto",      # with trials > 1, which models train trials 2..n: auto (screen all on trial 1, then the
+                         #   models its validation decisions involve), all, or {target: [models] | auto | all} (phases.py)
     targets=["action"],  # action and/or emotion
     target_models={},    # per-target model subsets, e.g. {emotion: [tsn, tsm]} (default: models)
     target_train={},     # per-target train overrides over `train`, e.g. {emotion: {epochs: 8}}
@@ -71,6 +73,7 @@ def load_study(path: Path | None, overrides: dict | None = None) -> dict:
                            "the trainings must know about the folds too")
     P.check_folds(cfg["folds"])
     check_trials(cfg)
+    phases.check(cfg, models_for)
     P.check_keys(cfg["train"], P.notebook_parameters("train"), "study train section")
     for target, over in cfg["target_train"].items():
         if target not in P.CHOICES["target"]:   # a target the study does not run is ignored
@@ -291,14 +294,16 @@ def step_params(cfg: dict, target: str, model: str, seed: int, fold: int, trial:
             **cfg["train"], **cfg["target_train"].get(target, {})}
 
 
-def train_steps(cfg: dict, target: str) -> tuple[list, list, list]:
+def train_steps(cfg: dict, target: str, models: list | None = None, trials: list | None = None) -> tuple[list, list, list]:
     """The target's training steps (model x seed), their resolved settings (None: cannot
-    resolve, the notebook will say why) and the files evaluate reads from them."""
+    resolve, the notebook will say why) and the files evaluate reads from them; only `models`
+    and only the runs of `trials` when given (the screen and confirm phases: phases.py)."""
     rd = cfg["results_dir"]
     gpus = schedule.resolve_gpus(cfg["gpus"])
     ddp = {"nproc": len(gpus)} if cfg["strategy"] == "ddp" and len(gpus) > 1 else {}
     steps, resolved, trained = [], [], []
-    for model, (seed, fold, trial) in ((m, r) for m in models_for(cfg, target) for r in runs(cfg)):
+    for model, (seed, fold, trial) in ((m, r) for m in models_for(cfg, target) if models is None or m in models
+                                       for r in runs(cfg) if trials is None or r[2] in trials):
         run_dir = paths.run_dir(cfg["study"], model, seed, target, rd or None, fold, trial)
         nb_params = {**step_params(cfg, target, model, seed, fold, trial), **ddp}
         # the stamp holds the settings as resolved from params/ files, so an edited
@@ -327,17 +332,21 @@ def detector_step(cfg: dict) -> Step:
                 {**common_params(cfg, "action"), "profile": cfg["profile"]}, data_inputs(cfg, "action"), det_metrics)
 
 
-def evaluate_step(cfg: dict, target: str, trained: list) -> Step:
+def evaluate_step(cfg: dict, target: str, trained: list, screen: bool = False) -> Step:
+    """The target's evaluation; `screen`: the one after trial 1 that chooses the confirm set (its
+    own notebook and stamp, so that a resumed study skips both)."""
     root = paths.target_dir(cfg["study"], target, cfg["results_dir"] or None)
     det = [detector_step(cfg).done] if cfg["detector"] else []
-    return Step(f"evaluate ({target})", "evaluate", root / "evaluation" / "evaluate.ipynb",
+    return Step(f"{'screen' if screen else 'evaluate'} ({target})", "evaluate",
+                root / "evaluation" / f"{'screen' if screen else 'evaluate'}.ipynb",
                 {**common_params(cfg, target), "models": models_for(cfg, target), **cfg["evaluate"]},
                 files_digest(trained + det) + code_digest(), root / "evaluation" / "summary.csv")
 
 
 def run_targets(cfg: dict, force: bool, log) -> list[dict]:
     """Prepare every target, train everything (every target's models and the detector) in one
-    pool of slots, then evaluate each target: one pool keeps every slot busy to the end."""
+    pool of slots, then evaluate each target: one pool keeps every slot busy to the end. With
+    trials and confirm auto, the pool trains trial 1 and confirm_phase the rest (phases.py)."""
     con = as_console(log)
     status, prepared = [], []
     for target in cfg["targets"]:
@@ -345,23 +354,57 @@ def run_targets(cfg: dict, force: bool, log) -> list[dict]:
         if status[-1]["status"] != "failed":
             prepared.append(target)
         else:
-            con.finished(f"evaluate ({target})", None)   # it cannot run
+            for step in ("screen", "evaluate"):
+                con.finished(f"{step} ({target})", None)   # it cannot run
     if disk_full(status):
         return status
+    screen = phases.screens(cfg, prepared)   # trial 1 of every model first, then its confirm set
+    sets = {t: phases.known(cfg, t, models_for) for t in prepared}
+    known = phases.with_sources(cfg, sets, step_params) if cfg["trials"] > 1 and not screen else {}
     steps, resolved, trained = [], [], {}
-    for target in prepared:
-        s, r, trained[target] = train_steps(cfg, target)
+    for target in prepared:   # without screening, every run in one pool
+        s, r, trained[target] = train_steps(cfg, target, trials=[1] if cfg["trials"] else None)
+        if known:   # confirm: all or lists: trials 2..n of those models too
+            s2, r2, f2 = train_steps(cfg, target, known[target], phases.later_trials(cfg))
+            s, r, trained[target] = s + s2, r + r2, trained[target] + f2
         steps += s
         resolved += r
     if cfg["detector"] and "action" in prepared:
         steps.append(detector_step(cfg))
         resolved.append("detector")
     status += train_all(steps, resolved, cfg, force, con)
+    if screen:
+        status += confirm_phase(cfg, prepared, sets, trained, force, con)
     for target in prepared:
         if disk_full(status):
             break
         status.append(evaluate_step(cfg, target, trained[target]).run(force, con))
     return status
+
+
+def confirm_phase(cfg: dict, prepared: list[str], sets: dict, trained: dict, force: bool, con) -> list[dict]:
+    """After trial 1 of every model: evaluate each auto target (its confirm set, decided on
+    validation), then train trials 2..n of every target's confirm set in one pool; `trained`
+    gains their files (the final evaluation's inputs)."""
+    status = []
+    for target in prepared:
+        if sets[target] is None and not disk_full(status):
+            status.append(evaluate_step(cfg, target, trained[target], screen=True).run(force, con))
+            sets[target] = phases.from_decisions(cfg, target) if status[-1]["status"] != "failed" else []
+        elif sets[target] is None:
+            con.finished(f"screen ({target})", None)
+            sets[target] = []
+    if disk_full(status):
+        return status
+    sets = phases.with_sources(cfg, sets, step_params)
+    steps, resolved = [], []
+    for target in prepared:
+        con(f"[conf] {target}: trials 2..{cfg['trials']} of {', '.join(sets[target]) or 'no model'}")
+        s, r, f = train_steps(cfg, target, sets[target], phases.later_trials(cfg))
+        steps += s
+        resolved += r
+        trained[target] += f
+    return status + train_all(steps, resolved, cfg, force, con)
 
 
 def disk_full(status: list[dict]) -> str | None:
@@ -557,6 +600,8 @@ def expect_serial_steps(con: Console, cfg: dict) -> None:
     are listed once the data they read is prepared."""
     for target in cfg["targets"]:
         con.times.expect(f"prepare ({target})", "prepare", 1)
+        if phases.screens(cfg, [target]):   # trial 1's evaluation, which chooses the confirm set
+            con.times.expect(f"screen ({target})", "evaluate", len(models_for(cfg, target)))
         con.times.expect(f"evaluate ({target})", "evaluate", len(models_for(cfg, target)))
     con.times.expect("report", "report", 1)
     con.times.later("train")   # listed once the data is prepared (train_all)

@@ -17,9 +17,11 @@ e2e.csv (the recommended model's test top-1 with the pet detector's boxes instea
 labelled ones, paired: e2e.py), and gradcam/ (where each model looks: gradcam.py). The report
 renders these files and decides nothing itself.
 With trials prepared (study `trials: n`), the files above are trial 1's (the prepared split),
-and trials.csv (each model over its trials) and trial_claims.csv (every paired claim again over
-the trials, trials.py) are added. Before anything is stated, leaks.check refuses a run whose
-dependency chain (its init sources, the e2e detector) trained or selected on its test clips.
+and trials.csv (each model over its trials) is added; decisions.json adds the confirm set (the
+models trial 1's validation decisions involve, which the study trains on trials 2..n: confirm.py)
+and over_trials (best, recommendation and paired claims over the trials of the confirmed models:
+overtrials.py), whose claims are trial_claims.csv. Before anything is stated, leaks.check
+refuses a run whose dependency chain (its init sources, the e2e detector) trained or selected on its test clips.
 
 Selection uses the validation split only (each run's val_scores.npz: the selected
 checkpoint's per-clip validation scores; log.csv's best validation top-1 where a run has
@@ -33,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import checkpoint_rule, cost, costcache, diagnose, explore, figures, gradcam, leaks, stats, transfer, trials
+from . import (checkpoint_rule, confirm, cost, costcache, diagnose, explore, figures, gradcam, leaks, overtrials, stats,
+               transfer, trials)
 from ..core import atomic, lock, metrics, paths
 from ..core.errors import ParamError
 
@@ -256,11 +259,21 @@ def evaluate_locked(study, target, results_dir, models, update_hz, cost_repeats,
     atomic.to_csv(e2e_df, out / "e2e.csv", index=False)
     claims = pd.DataFrame(decisions["claims"])
     atomic.to_csv(claims, out / "claims.csv", index=False)
-    if n:   # every model over its trials, and every paired claim again over the trials (trials.py)
+    if n:   # the models to confirm on trials 2..n (trial 1's validation decisions), and the decisions
+        # over the trials of the confirmed ones, their claims one Holm family (trial_claims.csv)
+        decisions["confirm"] = confirm.confirm_set(decisions)
         res = trials.results(every_trial, load_scores)
         atomic.to_csv(trials.table(res, alpha), out / "trials.csv", index=False)
-        decisions["trial_claims"] = trials.claims(res, decisions["claims"], oo_index(class_names, meta), alpha)
-        atomic.to_csv(pd.DataFrame(decisions["trial_claims"]), out / "trial_claims.csv", index=False)
+        over = overtrials.decide(res, overtrials.val_results(every_trial, load_scores), summary, decisions,
+                                 oo_index(class_names, meta), order_blind, margin, alpha, recommend)
+        if over is not None:
+            decisions["over_trials"] = over
+        decisions["trial_claims"] = over["claims"] if over else []
+        print(f"over trials: {len(over['confirmed']) if over else 0} confirmed model(s); Holm family of "
+              f"{len(decisions['trial_claims'])} paired test(s) (trial_claims.csv)")
+        tc = decisions["trial_claims"]
+        atomic.to_csv(pd.DataFrame(tc) if tc else pd.DataFrame(columns=["kind", "a", "b", "p_value", "p_holm"]),
+                      out / "trial_claims.csv", index=False)
     decisions["checkpoint_rule"] = checkpoint_rule.write([r for g in every_trial.values() for r in g], out)
     atomic.write_json(out / "decisions.json", decisions, indent=1, default=atomic.plain)
     transfer_df = transfer.compare(run_params, test.correct, transfer.records(first_seed), decisions["claims"])

@@ -117,7 +117,8 @@ def compare(a: dict, b: dict, alpha: float = 0.05, n_resamples: int = N_RESAMPLE
 
 # ---- the evaluation's trial tables ----
 
-PAIR_KINDS = ("leader", "balance", "init", "order_only", "order_blind")   # evaluate.decide's paired claims
+PAIR_KINDS = ("leader", "balance", "init", "order_only", "order_blind",   # evaluate.decide's paired claims
+              "recommendation")   # and over trials, the recommended model against the pick (overtrials.py)
 ON_ORDER_ONLY = ("order_only", "order_blind")
 
 

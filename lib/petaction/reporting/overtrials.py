@@ -1,6 +1,7 @@
 """The report's section over trials (study `trials: n`): each model's top-1 over its trials and
-every paired claim tested again over them (evaluation/trials.py wrote trials.csv and
-decisions.json's trial_claims); nothing when the study ran no trials. A model of fewer than
+the comparisons the report states, tested over the trials of the confirmed models
+(evaluation/overtrials.py wrote trials.csv and decisions.json's trial_claims); nothing when the
+study ran no trials. A model of fewer than
 three trials is named a single network, and no comparison sentence has it as its subject.
 """
 from __future__ import annotations
@@ -45,7 +46,9 @@ def section(r: dict) -> list[tuple[str, str]]:
     where = f"results/{r['study']}/{'' if r['target'] == 'action' else r['target'] + '/'}evaluation"
     return [("md", f"## {r['target'].capitalize()}: over trials"),
             ("md", f"Each trial redraws the split and the training seed together; every model of a trial shares "
-                   f"its split (`{where}/trials.csv`, `{where}/trial_claims.csv`; Holm's correction over these "
-                   f"{len(claims)} paired tests):"),
+                   f"its split. Every model ran trial 1; the models the comparisons involve, chosen on its "
+                   f"validation split, ran every trial (`{where}/trials.csv`; the comparisons over the trials of "
+                   f"those models in `{where}/trial_claims.csv`, Holm's correction over these {len(claims)} "
+                   "paired tests):"),
             ("md", table(t)),
             ("md", " ".join(sentence(c) for c in claims) or "No paired claim to test over trials.")]

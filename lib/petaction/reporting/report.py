@@ -16,7 +16,7 @@ from ..core import paths
 from ..core.fmt import num, p_text, pct, pts  # noqa: F401  (report.pct etc.: the tests' and notebooks' names)
 from ..evaluation import transfer
 from ..models import pretrained
-from . import checkpoint_section, effort, gradcam_section, overtrials
+from . import checkpoint_section, effort, gradcam_section, overtrials, trialtext
 
 MAX_COLUMNS = 7   # a wider table is split (the model column repeated) so it fits the page
 
@@ -180,6 +180,8 @@ def abstract(r: dict) -> str:
         f"the AI-Hub data at `{p['params']['data_root']}`"
     text = (f"We train {len(s)} mmaction2 video recognisers ({inits_short(r)}) on {source} "
             f"({counts_line(r)}) and compare them {test_set(r)}. ")
+    if trialtext.over(r):   # the study ran trials: the conclusions are the confirmed models' over them
+        return trialtext.abstract(r, text)
     chosen = "validation top-1" if d["selection"] == "validation" else "test top-1 (no validation scores were saved)"
     text += (f"Selected by {chosen}, {best} reaches test top-1 {pct(s.loc[best, 'top1'])} and mean class "
              f"accuracy {pct(s.loc[best, 'mean_class_acc'])}")
@@ -510,6 +512,9 @@ def conclusion(r: dict) -> str:
     """Sentences derived from the numbers and decisions.json: who was selected, which claims
     hold, where models fail."""
     s, pc, d = r["summary"].set_index("model"), r["per_class"], decisions(r)
+    if trialtext.over(r):
+        return trialtext.conclusion(r, baseline_sentences(r) + [
+            f"{len(r['failed'])} run(s) failed and are not in the comparison (see the appendix)."] * bool(len(r["failed"])))
     best = d["best"]
     chosen = "validation" if d["selection"] == "validation" else "test (no validation scores were saved)"
     out = [f"{best} has the highest {chosen} top-1 ({pct(s.loc[best, 'val_top1' if chosen == 'validation' else 'top1'])}) "
@@ -662,6 +667,8 @@ def recommendation(r: dict) -> str:
     front = pareto_front(s, x=lat)
     out.append("The test accuracy-latency Pareto front, fastest first: " + " → ".join(
         f"{m} ({pct(by.loc[m, 'top1'])}, {by.loc[m, lat]:.0f} ms)" for m in front) + ".")
+    if trialtext.over(r):
+        return " ".join(out + [trialtext.recommendation(r)])
     margin = f"{100 * rec['margin']:g} points"
     reason = rec["reason"]
     if reason == "none_keep_up":
