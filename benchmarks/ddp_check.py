@@ -40,6 +40,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     a = ap.parse_args(argv)
+    provenance.require_clean()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

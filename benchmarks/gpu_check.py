@@ -146,6 +146,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--loader-only", action="store_true", help="only the CPU loader's rate (no training)")
     ap.add_argument("--out", default="gpu_check", help="benchmarks/results/<out>.json")
     a = ap.parse_args(argv)
+    if a.out:
+        provenance.require_clean()
     if a.iters <= a.warmup:
         ap.error("--iters must exceed --warmup")
     res = run(a.tiny, a.iters, a.warmup, a.data, a.channels_last, a.loader_only)

@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--skip-parity", action="store_true", help="skip the parity check over the study's runs")
     ap.add_argument("--stride-timing", type=float, default=0.2, help="stride of the per-window timing (more windows)")
     a = ap.parse_args()
+    provenance.require_clean()
     torch.set_num_threads(a.threads)
     run, path = Path(a.run), video.sample_video()
     load_before = os.getloadavg()   # a shared machine's load moves torch's figures (OpenMP threads wait on each other)

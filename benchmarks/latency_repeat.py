@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--min-time", type=float, default=MIN_TIME_S, help="timed seconds per figure, at least")
     a = ap.parse_args()
+    provenance.require_clean()
     done, _ = find_runs(paths.target_dir(a.study))
     runs = [r for r in done if r.name == "seed0"]
     det_dir = detector.out_dir(a.study, "action", None)

@@ -71,6 +71,8 @@ def main() -> int:
                                    "--new: while learnability.py still trains the last of them")
     ap.add_argument("--out", default="layout_check")
     a = ap.parse_args()
+    from petaction.core import provenance
+    provenance.require_clean()
     old, seeds = (json.loads((RESULTS / f"{n}.json").read_text()) for n in (a.old, a.seeds_result))
     if a.runs:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -78,7 +80,6 @@ def main() -> int:
         new = {"runs": [read_run(m.parent) for m in sorted(Path(a.runs).glob("models/*/seed*/metrics.json"))]}
     else:
         new = json.loads((RESULTS / f"{a.new}.json").read_text())
-    from petaction.core import provenance
     out = compare(new, old, seeds)
     out.update(command="python benchmarks/layout_check.py " + " ".join(sys.argv[1:]),
                new=a.runs or f"benchmarks/results/{a.new}.json", old=f"benchmarks/results/{a.old}.json")

@@ -93,6 +93,7 @@ def main() -> int:
     ap.add_argument("--out", default="learnability", help="benchmarks/results/<out>.json")
     ap.add_argument("--force", action="store_true", help="retrain runs whose settings are unchanged")
     a = ap.parse_args()
+    provenance.require_clean()
     cfg = study.load_study(paths.PARAMS / "study.yaml", dict(
         study=a.study, results_dir=a.results_dir, models=a.models, seeds=a.seeds,
         targets=["action"], detector=False, target_models={}))

@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--short-side", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
+    provenance.require_clean()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         per_class = max(1, a.clips // len(synth.DEFAULT_COUNTS))

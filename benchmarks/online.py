@@ -226,6 +226,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--name", default="online", help="benchmarks/results/<name>.json")
     ap.add_argument("--docs", action="store_true", help="only regenerate docs/realtime.md's table from the JSONs")
     a = ap.parse_args(argv)
+    provenance.require_clean()
     if a.docs:
         write_docs()
         return {}

@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--model", default="tsn")
     ap.add_argument("--repeats", type=int, default=2)
     a = ap.parse_args()
+    provenance.require_clean()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         prepare.prepare(study="overhead", results_dir=tmp)

@@ -41,6 +41,8 @@ def main() -> None:
     if a.prepare:
         print(json.dumps(prepare_only(*a.prepare)))
         return
+    from petaction.core import provenance
+    provenance.require_clean()
     rows = []
     for s in a.scales:
         with tempfile.TemporaryDirectory() as tmp:
@@ -53,7 +55,6 @@ def main() -> None:
         rows.append(r)
         print(f"scale {s:g}: {r['clips']} clips, generate {r['generate_s']} s, prepare {r['prepare_s']} s, "
               f"peak RSS main {r['peak_rss_main_mb']} MB, per worker {r['peak_rss_worker_mb']} MB")
-    from petaction.core import provenance
     provenance.save_benchmark("prepare_memory", {"runs": rows})
 
 

@@ -30,6 +30,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seconds", type=float, default=8.0, help="measured run: wall time of the whole study")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
+    provenance.require_clean()
     models = P.load_yaml(PARAMS / "study.yaml")["models"]
     rows = []
     for m in models:

@@ -25,6 +25,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", default="default")
     a = ap.parse_args()
+    provenance.require_clean()
     status = json.loads((paths.study_dir(a.study) / "study_status.json").read_text())
     steps = [{"step": s["step"], "status": s["status"], "seconds": s.get("seconds")} for s in status["steps"]]
     out = RESULTS / f"study_{a.study}.json"

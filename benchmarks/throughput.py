@@ -336,6 +336,7 @@ def main() -> int:
     ap.add_argument("--compile-models", nargs="*", help="compile only these models (default: every action model)")
     ap.add_argument("--out", default="throughput", help="benchmarks/results/<out>.json")
     a = ap.parse_args()
+    provenance.require_clean()
     torch.set_num_threads(1)
     a.compile_budget_left = a.compile_budget
     os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")

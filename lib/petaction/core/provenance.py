@@ -5,7 +5,9 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import subprocess
+import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -70,8 +72,34 @@ def files_digest(files) -> str:
     return h.hexdigest()[:16]
 
 
-def save_benchmark(name: str, result: dict) -> None:
-    """benchmarks/results/<name>.json: a benchmark's figures with the provenance beside them."""
+def command_line() -> str:
+    """The running command as typed from the repository root (python benchmarks/x.py ARGS)."""
+    script = Path(sys.argv[0]).resolve()
+    try:
+        script = script.relative_to(REPO)
+    except ValueError:
+        pass
+    return shlex.join(["python", str(script), *sys.argv[1:]])
+
+
+def require_clean(what: str = "a result under benchmarks/results/") -> None:
+    """Exit 2 with one line unless the git tree is clean: a committed result comes from a committed
+    script on a clean tree, at the commit it records. Called before a benchmark's work starts, so
+    a long run is not spent on a result that cannot be committed. PETACTION_ALLOW_DIRTY=1 runs
+    anyway (an exploratory run: its provenance says dirty)."""
+    if os.environ.get("PETACTION_ALLOW_DIRTY") == "1":
+        return
+    state = git_state()
+    if state["dirty"] is not False:
+        print(f"refusing to write {what}: the git tree {'has uncommitted changes' if state['dirty'] else 'cannot be read'}; "
+              "commit or stash them and run again (PETACTION_ALLOW_DIRTY=1 for a run not to commit)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def save_benchmark(name: str, result: dict, command: str | None = None) -> None:
+    """benchmarks/results/<name>.json: a benchmark's figures with the command that made them (the
+    running one unless the result names it) and the provenance beside them."""
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
+    result = {"command": command or command_line(), **result}   # a result's own "command" wins
     (out / f"{name}.json").write_text(json.dumps({**result, "provenance": collect()}, indent=1, default=str))
