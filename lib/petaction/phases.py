@@ -35,25 +35,26 @@ def check(cfg: dict, models_for) -> None:
     if c != "auto" and cfg["trials"] < 2:
         raise P.ParamError(f"confirm {c!r} chooses the models of trials 2..n, and this study has trials: "
                            f"{cfg['trials']}: set trials: n (n >= 2) or leave confirm out")
-    if isinstance(c, str):
-        if c not in MODES:
-            raise P.ParamError(f"unknown confirm {c!r}; valid: {how}")
-        return
     if not isinstance(c, dict):
-        raise P.ParamError(f"confirm is {c!r}; valid: {how}")
+        return check_value("confirm", c, how)
     for target, v in c.items():
         if target not in ("action", "emotion"):
             raise P.ParamError(f"confirm names target {target!r}; targets are action, emotion ({how})")
-        if isinstance(v, str):
-            if v not in MODES:
-                raise P.ParamError(f"unknown confirm.{target} {v!r}; valid: {how}")
-            continue
-        if not isinstance(v, list):
-            raise P.ParamError(f"confirm.{target} is {v!r}; valid: {how}")
-        bad = [m for m in v if m not in models_for(cfg, target)]
-        if bad:
-            raise P.ParamError(f"confirm.{target} names {bad}, which the study does not train for {target} "
-                               f"(its models: {models_for(cfg, target)})")
+        check_value(f"confirm.{target}", v, how, models_for(cfg, target))
+
+
+def check_value(name: str, v, how: str, models: list[str] | None = None) -> None:
+    """auto or all; with ``models`` (a target's entry) also a list of them."""
+    if isinstance(v, str):
+        if v not in MODES:
+            raise P.ParamError(f"unknown {name} {v!r}; valid: {how}")
+        return
+    if models is None or not isinstance(v, list):
+        raise P.ParamError(f"{name} is {v!r}; valid: {how}")
+    target = name.split(".")[-1]
+    bad = [m for m in v if m not in models]
+    if bad:
+        raise P.ParamError(f"{name} names {bad}, which the study does not train for {target} (its models: {models})")
 
 
 def screens(cfg: dict, targets: list[str]) -> bool:
