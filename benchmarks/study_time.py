@@ -41,9 +41,12 @@ def main() -> int:
 
 def halfway(status: dict) -> dict | None:
     """The console's time left at the step end nearest the study's half-way point, against the
-    time that actually remained then (None: the study's status holds no forecasts)."""
+    time that actually remained then (None: the study's status holds no forecasts). Only a
+    forecast that covers every step counts: one that still names a kind it cannot estimate
+    ("+ the confirm set's trials" before the screening) is a lower bound, not a forecast."""
     wall = status["wall_time_s"]
-    known = [(t, left) for t, left, _ in status.get("time_left_forecasts", []) if left is not None]
+    known = [(t, left) for t, left, unknown in status.get("time_left_forecasts", [])
+             if left is not None and not unknown]
     if not known:
         return None
     t, left = min(known, key=lambda f: abs(f[0] - wall / 2))

@@ -142,3 +142,9 @@ def test_the_report_speaks_over_trials_of_confirmed_models_only():
     assert "P(b > a) across trials" in rec   # the pair's claim (the leader's: tested once)
     assert "On trial 1" in trialtext.conclusion(r, ["On that trial, x."]) and "b has the highest" in trialtext.conclusion(r, [])
     assert trialtext.over({"decisions": {}}) is None
+    from petaction.reporting import report
+    r["decisions"]["trial_claims"] = o["claims"]
+    r["target"] = "action"
+    assert f"the {len(o['claims'])} paired tests over trials" in report.holm_text(r) and len(o["claims"]) >= 2
+    plain = {"decisions": {"claims": [{"p_holm": 0.1}, {"p_holm": 0.2}, {}], "family": "x"}, "target": "action"}
+    assert "the 2 tests the report states" in report.holm_text(plain)

@@ -203,8 +203,17 @@ def test_each_step_end_records_the_time_left_said_then(monkeypatch):
     study_time = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study_time)
     status = {"wall_time_s": 40.0, "time_left_forecasts": [[5.0, None, ["train"]], [18.0, 30.0, []],
-                                                           [30.0, 5.0, []]]}
-    # nearest the half-way point (20 s) with a known forecast: 30 s said, 22 s remained
+                                                           [20.0, 2.0, ["confirm"]], [30.0, 5.0, []]]}
+    # nearest the half-way point (20 s) with a forecast of everything (not the lower bound at 20 s
+    # that still names the confirm set's trials): 30 s said, 22 s remained
     assert study_time.halfway(status) == {"elapsed_s": 18.0, "forecast_left_s": 30.0, "actual_left_s": 22.0,
                                           "relative_error": round(8 / 22, 3)}
     assert study_time.halfway({"wall_time_s": 40.0}) is None
+    t = TimeLeft()
+    t.expect("a", "train", 1, pooled=True)
+    t.later("confirm")
+    t.start("a", now=0)
+    t.finish("a", 10.0)
+    assert t.text(now=10) == "~0 s left + the confirm set's trials"   # named until the screening lists them
+    t.listed("confirm")
+    assert t.text(now=10) == "~0 s left"

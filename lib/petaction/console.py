@@ -25,7 +25,8 @@ import warnings
 
 from . import schedule
 
-KIND_WORDS = {"prepare": "preparation", "train": "training", "evaluate": "evaluation", "report": "the report"}
+KIND_WORDS = {"prepare": "preparation", "train": "training", "evaluate": "evaluation", "report": "the report",
+              "confirm": "the confirm set's trials"}   # known once trial 1 is screened (phases.py)
 
 
 def kernel_manager_class():

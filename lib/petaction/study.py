@@ -372,8 +372,10 @@ def run_targets(cfg: dict, force: bool, log) -> list[dict]:
     if cfg["detector"] and "action" in prepared:
         steps.append(detector_step(cfg))
         resolved.append("detector")
+    if screen:   # the time left names them until the screening says which they are
+        con.times.later("confirm")
     status += train_all(steps, resolved, cfg, force, con)
-    if screen:
+    if screen and not disk_full(status):
         status += confirm_phase(cfg, prepared, sets, trained, force, con)
     for target in prepared:
         if disk_full(status):
@@ -394,6 +396,7 @@ def confirm_phase(cfg: dict, prepared: list[str], sets: dict, trained: dict, for
         elif sets[target] is None:
             con.finished(f"screen ({target})", None)
             sets[target] = []
+    con.times.listed("confirm")   # listed as trainings below, or none
     if disk_full(status):
         return status
     sets = phases.with_sources(cfg, sets, step_params)

@@ -195,7 +195,8 @@ def checkpoint_of(run: Path) -> Path:
     try:
         return kept_checkpoint(run)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{run} has no best_*.pth checkpoint: train this model first "
+        raise FileNotFoundError(f"{run} has no kept checkpoint (best_*.pth, or with checkpoint: last its final "
+                                f"epoch_*.pth): train this model first "
                                 f"(python -m petaction train -p model <model>)") from None
 
 

@@ -30,11 +30,13 @@ class CachedRawFrameDecode(RawFrameDecode):
     """mmaction2's RawFrameDecode that keeps each decoded RGB frame in memory, up to
     ``cache_mb`` per process (least recently used out first), and hands out copies.
 
-    A training reads every clip once an epoch for 60 epochs and validates on the same clips
-    each epoch; at the quick profile's 36 px the whole default data set is about 100 MB
-    decoded, and decoding was 5-16% of an epoch (benchmarks/results/throughput.json,
-    train_decode_share). The frames are the very arrays a fresh decode gives (a test checks),
-    so the numerics do not change. Other modalities decode as the parent does."""
+    A training reads every clip once an epoch for tens of epochs and validates on the same
+    clips each epoch; at the quick profile's 36 px the default data set's frames fit in the
+    cache decoded, so each is decoded once (the share decoding takes of a first epoch:
+    benchmarks/results/throughput.json, train_decode_share). A split larger than the cache
+    (full-size frames) is read in the same order each epoch, so the LRU rarely hits there; each
+    loader worker process has a cache of its own. The frames are the very arrays a fresh decode
+    gives (a test checks), so the numerics do not change. Other modalities decode as the parent does."""
 
     def __init__(self, cache_mb: float = 256, **kwargs):
         super().__init__(**kwargs)

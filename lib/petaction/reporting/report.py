@@ -288,8 +288,7 @@ def methods(r: dict) -> str:
     gpu = ", ".join(hw["gpus"]) or "no GPU"
     balance = sorted({q["class_balance"] for q in r_params(r)})
     lines.append(f"{init_text(r)} Every model trains with mmengine's Runner "
-                 f"(class balancing: {', '.join(balance)}) and keeps the checkpoint with the best validation "
-                 f"top-1. {schedules(r)} "
+                 f"(class balancing: {', '.join(balance)}) and keeps {kept_text(r)}. {schedules(r)} "
                  f"Hardware: {hw['cpu']} ({hw['cpu_count']} CPUs; training on {hw['torch_threads']} torch "
                  f"thread(s) per run), {gpu}. "
                  f"Software: Python {v['python']}, torch {v['torch']}, mmaction2 {v['mmaction2']}, "
@@ -385,12 +384,23 @@ def statistics_text(r: dict) -> str:
     return (f"Statistics. The best model, the runner-up, the order-only leader and the recommendation are chosen "
             f"{chosen}. Paired comparisons of top-1 are two-sided {paired}; a model is said to have "
             "learned the task only when an exact one-sided binomial test puts its test top-1 above "
-            f"always predicting the commonest class. Holm's correction runs over one family per target: the "
-            f"{family_size(d)} tests the report states for the {r['target']} target ({d['family']}), at "
+            f"always predicting the commonest class. {holm_text(r)}, at "
             f"α = {d['alpha']:g}; a claim holds "
             "only when its corrected test rejects, in the direction of the observed difference. Intervals "
             "are 95% percentile bootstraps over test clips" + (" and seeds" if seeds > 1 else "") +
             " (scipy). docs/statistics.md describes each method.")
+
+
+def holm_text(r: dict) -> str:
+    """The family Holm's correction runs over: with trials, the paired claims over the confirmed
+    models' trials (trial_claims.csv); else trial 1's (or the only split's) claims (claims.csv)."""
+    d = decisions(r)
+    if trialtext.over(r):
+        return (f"Holm's correction runs over one family per target: the {len(d.get('trial_claims') or [])} "
+                f"paired tests over trials the abstract and conclusion state for the {r['target']} target "
+                "(trial_claims.csv; the per-split tests of trial 1 in claims.csv form their own family)")
+    return (f"Holm's correction runs over one family per target: the {family_size(d)} tests the report states "
+            f"for the {r['target']} target ({d['family']})")
 
 
 def family_size(d: dict) -> int:
@@ -413,6 +423,13 @@ def model_subset(r: dict) -> str:
 
 def r_params(r: dict) -> list[dict]:
     return list(r["run_params"].values())
+
+
+def kept_text(r: dict) -> str:
+    """Which checkpoint the runs report (the checkpoint train parameter)."""
+    rules = sorted({q.get("checkpoint", "best") for q in r_params(r)})
+    words = {"best": "the checkpoint with the best validation top-1", "last": "the last checkpoint of its schedule"}
+    return " or ".join(words[k] for k in rules) + (" (it differs between models)" if len(rules) > 1 else "")
 
 
 def majority_baseline(r: dict) -> tuple[str, float]:

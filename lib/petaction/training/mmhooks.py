@@ -78,7 +78,9 @@ class ValEpochsHook(Hook):
     every process gathers its shard (mmengine's collect_results, in sampler order) and the main
     process writes. Checkpoint selection rules are compared on this file (evaluation.checkpoint_rule)."""
 
-    priority = "LOW"
+    # before EpochCSVHook (LOW): an epoch's log.csv row, which lets a resume trust its checkpoint
+    # (runfolder.validated), is written only once this file holds the epoch
+    priority = "BELOW_NORMAL"
 
     def __init__(self, filename: str = VAL_EPOCHS):
         self.filename = filename
