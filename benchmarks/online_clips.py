@@ -25,9 +25,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")      # as `infer` sets it (s
 import torch  # noqa: E402
 
 from petaction import setup  # noqa: E402
+setup()   # before online_eval imports mmaction2's models (petaction.setup: the pinned packages work)
 from petaction.core import provenance  # noqa: E402
 from petaction.deploy import online_eval  # noqa: E402
-setup()   # the pinned OpenMMLab packages, this project's registrations (petaction.setup)
 
 
 def fail(msg: str) -> None:

@@ -96,6 +96,22 @@ def study_time(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def checkpoint_rule(result: dict) -> pd.DataFrame:
+    """Each checkpoint rule on held-out validation halves (the choice's evidence), and, for the
+    record only, its validation minus test top-1, per model and over every run."""
+    d = result["decision"]
+    rows = [{"model": m["model"], "runs": m["n_runs"],
+             "held-out val, best / last": f"{pct(m['heldout_best'])} / {pct(m['heldout_last'])}",
+             "optimism within val, best": pts(m["within_val_optimism_best"]),
+             "val - test, best / last": f"{pts(m['val_minus_test_best'])} / {pts(m['val_minus_test_last'])}"}
+            for m in result["models"]]
+    rows.append({"model": f"chosen: {d['chosen']}", "runs": d["n_runs"],
+                 "held-out val, best / last": f"best - last {pts(d['diff_best_minus_last'])} "
+                                              f"(95% {pts(d['ci_low'])} to {pts(d['ci_high'])})",
+                 "optimism within val, best": "", "val - test, best / last": ""})
+    return pd.DataFrame(rows)
+
+
 def online(_: dict) -> str:
     """benchmarks/online.py's own table over its benchmarks/results/online*.json."""
     import importlib.util
@@ -105,6 +121,11 @@ def online(_: dict) -> str:
     # online_clips*.json is benchmarks/online_clips.py's (test-clip accuracy), not a play of the video
     return mod.table_markdown(sorted(f for f in (REPO / "benchmarks" / "results").glob("online*.json")
                                      if not f.name.startswith("online_clips")))
+
+
+def pts(x) -> str:
+    """A difference of two accuracies, in points."""
+    return "n/a" if x is None or pd.isna(x) else f"{100 * x:+.1f}"
 
 
 def num(x, fmt: str = ".1f") -> str:
@@ -306,6 +327,8 @@ TABLES = {
     "recipe-search": ("benchmarks/results/recipe_search.json", recipe_search, "python benchmarks/recipe_search.py SPEC"),
     "online": ("benchmarks/results/online.json", online, "python benchmarks/online.py --run RUN"),
     "study-time": ("benchmarks/results/study_default.json", study_time, "make study; python benchmarks/study_time.py"),
+    "checkpoint-rule": ("benchmarks/results/checkpoint_rule.json", checkpoint_rule,
+                        "python benchmarks/checkpoint_rule.py --study STUDY"),
     "loader": ("benchmarks/results/loader.json", loader, "python benchmarks/loader.py"),
     "overhead": ("benchmarks/results/overhead.json", overhead, "python benchmarks/overhead.py --repeats 4"),
     "prepare-memory": ("benchmarks/results/prepare_memory.json", prepare_memory,
