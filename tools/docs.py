@@ -112,6 +112,22 @@ def checkpoint_rule(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def online_clips(result: dict) -> pd.DataFrame:
+    """The online TSM against the offline one on one run's test clips (benchmarks/online_clips.py)."""
+    s, v, det = result["summary"], result["variant"], result.get("detector") or {}
+    d, a = s["difference"], s["agreement"]
+    return pd.DataFrame([{
+        "run": f"`{result['run']}`", "test clips": s["clips"],
+        "variant": f"{v['shift']} shift, gap {v['gap']}",
+        "online top-1": f"{pct(s['online']['top1'])} ({pct(s['online']['ci_low'])} to {pct(s['online']['ci_high'])})",
+        "offline top-1": f"{pct(s['offline']['top1'])} ({pct(s['offline']['ci_low'])} to {pct(s['offline']['ci_high'])})",
+        "online - offline": f"{pts(d['online_minus_offline'])} pts ({pts(d['ci_low'])} to {pts(d['ci_high'])})",
+        "agreement": f"{pct(a['rate'])} ({pct(a['ci_low'])} to {pct(a['ci_high'])})",
+        "predictions/s": num(s["predictions_per_s_median"], ".0f"),
+        "with the detector every 5 frames": num(det.get("predictions_per_s_median"), ".0f"),
+        "threads": result["threads"]}])
+
+
 def online(_: dict) -> str:
     """benchmarks/online.py's own table over its benchmarks/results/online*.json."""
     import importlib.util
@@ -327,6 +343,8 @@ TABLES = {
     "recipe-search": ("benchmarks/results/recipe_search.json", recipe_search, "python benchmarks/recipe_search.py SPEC"),
     "online": ("benchmarks/results/online.json", online, "python benchmarks/online.py --run RUN"),
     "study-time": ("benchmarks/results/study_default.json", study_time, "make study; python benchmarks/study_time.py"),
+    "online-clips": ("benchmarks/results/online_clips.json", online_clips,
+                     "python benchmarks/online_clips.py --run RUN"),
     "checkpoint-rule": ("benchmarks/results/checkpoint_rule.json", checkpoint_rule,
                         "python benchmarks/checkpoint_rule.py --study STUDY"),
     "loader": ("benchmarks/results/loader.json", loader, "python benchmarks/loader.py"),
