@@ -198,7 +198,7 @@ def test_bad_inputs_are_one_line_errors_and_leave_nothing(tiny_run, tmp_path, ca
     for f in ("config.py", "params.json"):
         shutil.copy(tiny_run / f, bare / f)
     err = fail_cli(capsys, ["infer", "sample", "--run", str(bare), "--out", str(out)])
-    assert "no best_*.pth checkpoint" in err
+    assert "has no kept checkpoint" in err
     assert "not a training run" in fail_cli(capsys, ["infer", "sample", "--run", str(tmp_path), "--out", str(out)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bare_run", "empty.mp4", "junk.mp4", "noframes"]
 
@@ -230,7 +230,7 @@ def test_export_verb_writes_onnx_that_matches(tiny_run, tmp_path, capsys):
     bare = tmp_path / "bare_run"
     bare.mkdir()
     shutil.copy(tiny_run / "config.py", bare / "config.py")
-    assert "no best_*.pth" in fail_cli(capsys, ["export", "--run", str(bare), "--out", str(tmp_path / "x.onnx")])
+    assert "has no kept checkpoint" in fail_cli(capsys, ["export", "--run", str(bare), "--out", str(tmp_path / "x.onnx")])
     assert not (tmp_path / "x.onnx").exists()
 
 
