@@ -47,10 +47,7 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     if a.threads < 1 or (a.gap is not None and a.gap < 1) or (a.max_clips is not None and a.max_clips < 1):
         fail(f"--threads ({a.threads}), --gap ({a.gap}) and --max-clips ({a.max_clips}) must be >= 1")
-    git = provenance.git_state()
-    if git["dirty"] is not False:
-        fail("the git tree has uncommitted changes (or git cannot tell): commit or stash them first, "
-             "a committed result must come from a clean tree")
+    provenance.require_clean()
     torch.set_num_threads(a.threads)
     load_before = os.getloadavg()
     try:

@@ -93,8 +93,8 @@ def save_scores(run: Path, data: Path, class_names: list[str], fold: int = 0, sp
 def save_rule_scores(run: Path, data: Path, class_names: list[str], p: dict) -> dict:
     """Both checkpoints' test and validation scores (the best's from <split>_results.pkl, the
     last weights' from <split>_results_last.pkl), named by the rule in force (p["checkpoint"]):
-    its scores become test_scores.npz / val_scores.npz. Returns {rule: {split: top-1}} and the
-    in-force test scores' summary (for metrics.json)."""
+    its scores become test_scores.npz / val_scores.npz. Returns {checkpoint: {split: save_scores'
+    summary}} for both checkpoints (best, last)."""
     rule = p.get("checkpoint", "best")
     out = {}
     for which, source in (("best", ""), ("last", "_last")):
