@@ -24,7 +24,10 @@ falls on each alike; compare the ratios, not the times:
   ``cfg.optim_wrapper.optimizer``, which mmengine builds the optimizer from): one fused kernel
   per parameter group instead of AdamW's per-parameter loop of sqrt, addcdiv_, lerp_ and mul_;
   ``foreach=True`` where this torch has no fused CPU kernel (``optimizer_flag`` says which).
-  Runs whose optimizer is not AdamW record it as skipped.
+  Runs whose optimizer is not AdamW record it as skipped;
+- ``bf16``: today's layout with the backbone under ``torch.autocast("cpu", bfloat16)`` (the
+  head, the loss and the weights stay float32): the AMX / AVX-512 BF16 kernels of the cores
+  that have them.
 
 A round also times ``torch.mm`` of two 1024 x 1024 fp32 matrices on the same thread: the core's
 measured matmul peak, in the same minutes as the steps. Per model and candidate: median step
@@ -66,8 +69,9 @@ setup()   # the pinned OpenMMLab packages, this project's registrations (petacti
 
 from petaction.models.mmconfig import fused_flag  # noqa: E402
 
-CANDIDATES = ("contiguous", "channels_last", "channels_last_inputs", "compile", "fused_adamw")
+CANDIDATES = ("contiguous", "channels_last", "channels_last_inputs", "compile", "fused_adamw", "bf16")
 CHANNELS_LAST = ("channels_last", "channels_last_inputs", "compile")   # the candidates that change the layout
+BF16 = ("bf16",)     # the backbone under torch.autocast("cpu", bfloat16): AMX / AVX-512 BF16 kernels where the core has them
 MM_N = 1024          # the peak's matrices: large enough for the core's best kernel, a few ms a call
 TOP_OPS = 8
 
@@ -132,7 +136,21 @@ def build_candidate(cfg, name: str, state: dict):
         model.backbone.register_forward_pre_hook(input_to_channels_last)
     if name == "compile":
         model.backbone = torch.compile(model.backbone)
+    if name in BF16:
+        autocast_backbone(model)
     return model, build_optim_wrapper(model, optim_wrapper_cfg(cfg, name))
+
+
+def autocast_backbone(model) -> None:
+    """The backbone's forward (and so its backward) in bfloat16 under CPU autocast, its features
+    back in float32 for the head, the loss and mmaction's accuracy (numpy has no bfloat16)."""
+    forward = model.backbone.forward
+
+    def bf16_forward(*args, **kwargs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = forward(*args, **kwargs)
+        return tuple(o.float() for o in out) if isinstance(out, (tuple, list)) else out.float()
+    model.backbone.forward = bf16_forward
 
 
 def step_fn(model, optim, batches: list):

@@ -58,3 +58,43 @@ def test_checkpoint_rule_parameter_is_checked():
     assert P.resolve_train({"model": "tsn", "profile": "tiny"})["checkpoint"] == "best"
     with pytest.raises(ParamError, match=r"checkpoint='final' is not valid; choose one of \['best', 'last'\]"):
         P.resolve_train({"model": "tsn", "profile": "tiny", "checkpoint": "final"})
+
+
+class FakeRunner:
+    """What train_score_both asks of mmengine's Runner after training: its final epoch, loading
+    a checkpoint and one test pass."""
+    def __init__(self, epoch):
+        self.epoch, self.loaded, self.tests = epoch, [], 0
+
+    def load_checkpoint(self, path):
+        self.loaded.append(path)
+
+    def test(self):
+        self.tests += 1
+        return {"acc/top1": 0.25}
+
+
+@pytest.mark.parametrize("best_epoch", [3, 2])
+def test_best_weights_are_scored_again_only_when_they_are_not_the_final_ones(tmp_path, monkeypatch, best_epoch):
+    from petaction.training import runner as R
+    fake = FakeRunner(epoch=3)
+    scored_val = []
+
+    def score_last(run, evaluators):
+        for split in evaluators:
+            (tmp_path / f"{split}_results_last.pkl").write_bytes(f"final {split}".encode())
+        return {"test": {"top1": 0.5}, "val": {"top1": 0.75}}
+
+    monkeypatch.setattr(R, "train", lambda cfg, out, t0, resume=False: (fake, 1.0))
+    monkeypatch.setattr(R, "score_last", score_last)
+    monkeypatch.setattr(R, "score_val", lambda run, ev: scored_val.append(ev) or {"top1": 0.125})
+    monkeypatch.setattr(R, "best_checkpoint", lambda out, run: tmp_path / f"best_acc_top1_epoch_{best_epoch}.pth")
+    _, best, scored, _ = R.train_score_both(None, tmp_path, 0.0, lambda split, source="": (split, source))
+    assert scored["last"] == {"test": {"top1": 0.5}, "val": {"top1": 0.75}}
+    if best_epoch == fake.epoch:   # the same weights: their scores and per-clip results copied, no second pass
+        assert scored["best"] == scored["last"] and fake.tests == 0 and not fake.loaded and not scored_val
+        assert [(tmp_path / f"{s}_results.pkl").read_bytes() for s in ("test", "val")] == [b"final test", b"final val"]
+    else:                          # earlier weights: loaded, tested once, scored on validation
+        assert fake.loaded == [str(best)] and fake.tests == 1 and scored_val == [("val", "")]
+        assert scored["best"] == {"test": {"acc/top1": 0.25}, "val": {"top1": 0.125}}
+        assert not (tmp_path / "test_results.pkl").exists()

@@ -1,5 +1,6 @@
 """benchmarks/throughput.py's fused_adamw candidate: the run's AdamW built fused (or foreach),
-in today's layout, with the same update as today's; not offered to a run without AdamW."""
+in today's layout, with the same update as today's; not offered to a run without AdamW. Its
+bf16 candidate: the backbone in bfloat16, the weights and the head's input in float32."""
 import importlib.util
 from pathlib import Path
 
@@ -76,3 +77,16 @@ def test_fused_optimizer_builds_the_trainings_adamw_fused(tmp_path):
     assert ow.optimizer.defaults[mmconfig.fused_flag()] is True
     with pytest.raises(P.ParamError, match="fused_optimizer must be true or false"):
         P.resolve_train({"model": "tsn", "profile": "tiny", "fused_optimizer": "yes"})
+
+
+def test_bf16_candidate_runs_the_backbone_in_bfloat16_and_the_head_in_float32(bench, tmp_path):
+    from mmaction.registry import MODELS
+    cfg = tiny_cfg(tmp_path, "AdamW")
+    state = MODELS.build(cfg.model).state_dict()
+    model, _ = bench.build_candidate(cfg, "bf16", state)
+    seen = {}
+    conv = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda m, i, o: seen.update(conv=o.dtype))   # None: the output unchanged
+    feats = model.backbone(torch.randn(2, 3, 16, 16))
+    assert seen["conv"] == torch.bfloat16 and feats.dtype == torch.float32
+    assert all(q.dtype == torch.float32 for q in model.parameters())   # the weights stay float32

@@ -40,7 +40,7 @@ from mmcv.transforms import BaseTransform
 from ..core import paths
 from ..models import mmconfig
 from . import runfolder
-from .runner import score_val, train_then_test
+from .runner import train_score_both
 
 ZOO_CONFIG = "detection/slowonly/slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb.py"
 
@@ -280,14 +280,10 @@ def run(p: dict) -> dict:
     runfolder.start_run(out, cfg, p)
     rule = p.get("checkpoint", "best")
     dump = lambda split, source="": dict(cfg.val_evaluator, out_file=str(out / f"{split}_results{source}.pkl"))  # noqa: E731
-    runner, best, test_metrics, train_s, last = train_then_test(cfg, out, t0, last={s: dump(s, "_last") for s in ("test", "val")})
-    # the best checkpoint's validation scores, for selection (train.fit does the same)
-    val_metrics = score_val(runner, dump("val"))
+    runner, best, scored, train_s = train_score_both(cfg, out, t0, dump)   # as train.fit
     rule_scores = runfolder.save_rule_scores(out, data, class_names, p)
-    if rule == "last":
-        test_metrics, val_metrics = last["test"], last["val"]
-    return runfolder.write_metrics(out, p, best, test_metrics, rule_scores[rule]["test"], class_names, train_s, t0,
-                                   val=val_metrics, data_dir=str(data), roi="labelled pet box at the key frame",
+    return runfolder.write_metrics(out, p, best, scored[rule]["test"], rule_scores[rule]["test"], class_names,
+                                   train_s, t0, val=scored[rule]["val"], data_dir=str(data), roi="labelled pet box at the key frame",
                                    **runfolder.rule_metrics(rule_scores, rule, best, runner))
 
 

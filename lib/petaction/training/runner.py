@@ -1,11 +1,12 @@
-"""The mmengine Runner loop every training shares: train (resuming when asked), load the best
-checkpoint on val, test it once; and the selected checkpoint's validation scores."""
+"""The mmengine Runner loop every training shares: train (resuming when asked), score the final
+weights and the best checkpoint on val, test both once."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from .runfolder import best_checkpoint, write_budget
+from ..core import atomic
+from .runfolder import best_checkpoint, checkpoint_epoch, write_budget
 
 
 def score_val(runner, evaluator, loader=None) -> dict:
@@ -33,11 +34,18 @@ def score_last(runner, evaluators: dict) -> dict:
             for split, ev in evaluators.items()}
 
 
-def train_then_test(cfg, out: Path, t0: float, resume: bool = False, last=None):
-    """mmengine's Runner (recogniser, fast_rcnn or detector config): train (resuming when
-    asked), score the final weights with ``last`` (score_last's evaluators; None: not scored),
-    load the best checkpoint on val, test it once. Returns (runner, best checkpoint, test
-    metrics, training seconds since t0), and with ``last`` its scores' metrics too."""
+def train_then_test(cfg, out: Path, t0: float, resume: bool = False):
+    """Train (the detector: train_score_both's single-score sibling), load the best checkpoint
+    on val, test it once. Returns (runner, best checkpoint, test metrics, training seconds)."""
+    runner, train_s = train(cfg, out, t0, resume)
+    best = best_checkpoint(out, runner)
+    runner.load_checkpoint(str(best))   # a checkpoint this run wrote: see models.checkpoints
+    return runner, best, runner.test(), train_s
+
+
+def train(cfg, out: Path, t0: float, resume: bool = False):
+    """mmengine's Runner built from cfg and trained; its budget.json written. Returns (runner,
+    training seconds since t0)."""
     from mmengine.dist import barrier
     from mmengine.runner import Runner
 
@@ -48,13 +56,28 @@ def train_then_test(cfg, out: Path, t0: float, resume: bool = False, last=None):
     close_once(runner)
     write_budget(out, runner.iter, time.process_time() - cpu0)
     barrier()   # the main process has recorded the best checkpoint's hash before others load it
-    train_s = time.time() - t0
-    last_metrics = score_last(runner, last) if last else None
+    return runner, time.time() - t0
+
+
+def train_score_both(cfg, out: Path, t0: float, dump, resume: bool = False):
+    """Train; score the final weights on test and validation (<split>_results_last.pkl) and the
+    best checkpoint on both (<split>_results.pkl: test once through runner.test, validation for
+    selection). ``dump(split, source)`` is the evaluator that writes <split>_results<source>.pkl.
+    When the best checkpoint is the last epoch's, its weights are the final ones: their scores
+    are copied rather than computed twice. Returns (runner, best checkpoint, {"best": {split:
+    metrics}, "last": {split: metrics}}, training seconds)."""
+    from mmengine.dist import is_main_process
+    runner, train_s = train(cfg, out, t0, resume)
+    last = score_last(runner, {s: dump(s, "_last") for s in ("test", "val")})
     best = best_checkpoint(out, runner)
+    if checkpoint_epoch(best) == runner.epoch:
+        if is_main_process():
+            for split in ("test", "val"):
+                atomic.write_bytes(out / f"{split}_results.pkl", (out / f"{split}_results_last.pkl").read_bytes())
+        return runner, best, {"best": dict(last), "last": last}, train_s
     runner.load_checkpoint(str(best))   # a checkpoint this run wrote: see models.checkpoints
-    if last:
-        return runner, best, runner.test(), train_s, last_metrics
-    return runner, best, runner.test(), train_s
+    scored = {"test": runner.test(), "val": score_val(runner, dump("val"))}
+    return runner, best, {"best": scored, "last": last}, train_s
 
 
 def close_once(runner) -> None:

@@ -29,7 +29,7 @@ from . import launch, mmhooks  # noqa: F401  (mmhooks: the hooks a training conf
 from .runfolder import (ATTEMPT, BUDGET, attempt_key, best_checkpoint, clear_checkpoints,  # noqa: F401  (train.X)
                         data_dir, data_lists, read_split, resume_or_clear, rule_metrics, save_rule_scores,
                         save_scores, start_run, write_budget, write_metrics)
-from .runner import score_val, train_then_test  # noqa: F401  (train.X: the Runner loop)
+from .runner import score_val, train_score_both, train_then_test  # noqa: F401  (train.X: the Runner loop)
 
 
 def run(p: dict, log=print) -> dict:
@@ -73,23 +73,21 @@ def dumping(cfg, out: Path, split: str, source: str = "") -> list:
 
 
 def fit(cfg, p: dict, out: Path, resume: bool, t0: float) -> dict:
-    """Train, score the final weights on test and validation, test the best checkpoint
-    (train_then_test) and score it on validation (val_scores.npz, for selection); the rule in
+    """Train, score the final weights and the best checkpoint on test and validation
+    (train_score_both; val_scores.npz, for selection); the rule in
     force (p["checkpoint"]) says whose scores are test_scores.npz / val_scores.npz. The main
     process writes the scores and metrics.json."""
     from mmengine.dist import get_world_size, is_main_process
 
     rule = p.get("checkpoint", "best")
-    runner, best, test_metrics, train_s, last = train_then_test(
-        cfg, out, t0, resume, last={s: dumping(cfg, out, s, "_last") for s in ("test", "val")})
-    val_metrics = score_val(runner, dumping(cfg, out, "val"))
+    runner, best, scored, train_s = train_score_both(
+        cfg, out, t0, lambda split, source="": dumping(cfg, out, split, source), resume)
     if not is_main_process():
         return {}
     data = data_dir(p["study"], p["target"], p["results_dir"] or None)
     class_names = json.loads((data / "classes.json").read_text())["classes"]
     rule_scores = save_rule_scores(out, data, class_names, p)
-    if rule == "last":
-        test_metrics, val_metrics = last["test"], last["val"]
-    return write_metrics(out, p, best, test_metrics, rule_scores[rule]["test"], class_names, train_s, t0,
-                         processes=get_world_size(), resumed=resume, val=val_metrics,
+    kept = scored[rule]
+    return write_metrics(out, p, best, kept["test"], rule_scores[rule]["test"], class_names, train_s, t0,
+                         processes=get_world_size(), resumed=resume, val=kept["val"],
                          **rule_metrics(rule_scores, rule, best, runner))
