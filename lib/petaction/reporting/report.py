@@ -1,4 +1,7 @@
 """The paper-style report: every sentence with a number is generated from the study's files.
+This module reads them (load), writes the abstract, results and conclusion, and lays out the
+sections; methods.py and realtime.py write the methods and the real-time parts, common.py
+holds what they share (their names are importable from here too).
 
 notebooks/report.ipynb calls these functions and shows their Markdown; render.py turns the
 executed notebook into report/<study>.html and .pdf (code hidden). The report decides
@@ -9,32 +12,18 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 
 from ..core import paths
 from ..core.fmt import num, p_text, pct, pts  # noqa: F401  (report.pct etc.: the tests' and notebooks' names)
-from ..evaluation import transfer
 from ..models import pretrained
-from . import checkpoint_section, effort, gradcam_section, overtrials, trialtext
-
-MAX_COLUMNS = 7   # a wider table is split (the model column repeated) so it fits the page
-
-TABLE_COLUMNS = {"model": "Model", "val_top1": "Val top-1 (selection)", "top1": "Top-1", "top1_ci": "Top-1 95% CI",
-                 "train_steps": "Training steps", "train_cpu_s": "Training CPU s", "n_seeds": "Seeds",
-                 "top3": "Top-3", "top5": "Top-5", "mean_class_acc": "Mean class acc.", "macro_f1": "Macro-F1",
-                 "top1_order_only": "Top-1 (order-only classes)", "top1_fold_std": "Top-1 s.d. over folds"}
-
-
-def md_table(df: pd.DataFrame, max_columns: int = MAX_COLUMNS) -> str:
-    """A DataFrame of formatted cells as Markdown (pandas to_markdown); wider than
-    max_columns, split into several tables that each repeat the first column."""
-    df = df.astype(str)
-    if df.shape[1] <= max_columns:
-        return df.to_markdown(index=False, disable_numparse=True)
-    key, rest = df.columns[0], list(df.columns[1:])
-    step = max_columns - 1
-    return "\n\n".join(df[[key, *rest[i:i + step]]].to_markdown(index=False, disable_numparse=True) for i in range(0, len(rest), step))
+from . import checkpoint_section, gradcam_section, overtrials, trialtext
+from .common import (MAX_COLUMNS, TABLE_COLUMNS, budget_note, claim, counts_line, decisions,  # noqa: F401
+                     folds, majority_baseline, md_table, test_name, test_set)
+# the methods' and the real-time parts' writers, by the names notebooks and tests use (report.X)
+from .methods import (dataset, holm_text, init_text, inits_short, methods, schedule_text,  # noqa: F401
+                      statistics_text, transfer_section)
+from .realtime import cost_table, detector_text, e2e_text, recommendation  # noqa: F401
 
 
 def load(study: str = "default", results_dir=None, target: str = "action") -> dict:
@@ -77,37 +66,6 @@ def run_config(run) -> dict:
             "optimizer": dict(cfg.optim_wrapper.optimizer), "max_epochs": int(cfg.train_cfg.max_epochs)}
 
 
-def folds(r: dict) -> int:
-    """k when the target was evaluated by k-fold cross-validation, else 0."""
-    return int(r["prepare"]["params"].get("folds", 0))
-
-
-def decisions(r: dict) -> dict:
-    return r["decisions"]
-
-
-def claim(r: dict, kind: str, a: str | None = None, b: str | None = None) -> dict | None:
-    """The claim of that kind (between a and b in either order, when given), or None."""
-    for c in decisions(r)["claims"]:
-        if c["kind"] == kind and (a is None or c["a"] == a) and (b is None or c["b"] == b):
-            return c
-        if c["kind"] == kind and a is not None and b is not None and c["a"] == b and c["b"] == a:
-            return c
-    return None
-
-
-def test_name(c: dict) -> str:
-    return f"{c['test']}, Holm-corrected {p_text(c['p_holm'])}, uncorrected {p_text(c['p_value'])}"
-
-
-def test_set(r: dict) -> str:
-    n = decisions(r)["baseline"]["test"]["n"]
-    if folds(r):
-        return (f"by {folds(r)}-fold cross-validation: each of the {n} clips is tested once, by the "
-                "fold that held it out, and the metrics pool the folds' test clips")
-    return f"on a held-out test split of {n} clips"
-
-
 def table(summary: pd.DataFrame) -> str:
     """The comparison table as Markdown (mean over seeds; ± std where several seeds), in the
     selection order, with each model's training budget beside its accuracy."""
@@ -131,46 +89,6 @@ def table(summary: pd.DataFrame) -> str:
                 cells[c] = pct(v) + (f" ± {100 * sd:.1f}" if sd is not None and pd.notna(sd) else "")
         rows.append(cells)
     return md_table(pd.DataFrame(rows, columns=cols).rename(columns=TABLE_COLUMNS))
-
-
-def counts_line(r: dict) -> str:
-    c = r["counts"]
-    ratio = c["total"].max() / max(c["total"].min(), 1)
-    biggest, smallest = c.loc[c["total"].idxmax(), "label"], c.loc[c["total"].idxmin(), "label"]
-    return (f"{int(c['total'].sum())} clips in {len(c)} classes ({int(c['train'].sum())} train, "
-            f"{int(c['val'].sum())} validation, {int(c['test'].sum())} test); the largest class "
-            f"({biggest}, {int(c['total'].max())} clips) is {ratio:.1f} times the smallest ({smallest}, "
-            f"{int(c['total'].min())})")
-
-
-def budgets(r: dict, models: list[str]) -> str:
-    """"a: 1200 steps, 340 CPU s; b: ..." for the models named."""
-    s = r["summary"].set_index("model")
-    return "; ".join(f"{m}: {num(s.loc[m].get('train_steps'))} optimizer steps, "
-                     f"{num(s.loc[m].get('train_cpu_s'))} CPU s" for m in models)
-
-
-def budgets_differ(r: dict, models: list[str] | None = None) -> bool | None:
-    """True when the models' training budgets (optimizer steps) differ, None when unknown."""
-    s = r["summary"].set_index("model")
-    models = list(s.index) if models is None else models
-    if "train_steps" not in s or s.loc[models, "train_steps"].isna().any():
-        return None
-    return s.loc[models, "train_steps"].nunique() > 1
-
-
-def budget_note(r: dict, models: list[str] | None = None) -> str:
-    """The sentence any ranking needs: whether the models trained on equal budgets."""
-    models = list(r["summary"]["model"]) if models is None else models
-    if len(models) < 2:
-        return ""
-    differ = budgets_differ(r, models)
-    if differ is None:
-        return " Not every run recorded its training budget, so this ranking may compare unequal budgets."
-    if differ:
-        return (f" The training budgets differ ({budgets(r, models)}), so the ranking compares the "
-                "models as configured, not on equal footing.")
-    return ""
 
 
 def abstract(r: dict) -> str:
@@ -204,239 +122,6 @@ def abstract_all(reports: list[dict]) -> str:
         text = abstract(r)
         parts.append(f"For the {r['target']} target: " + text[0].lower() + text[1:])
     return " ".join(parts)
-
-
-def dataset(r: dict) -> str:
-    p = r["prepare"]["params"]
-    policy = ("following the dataset's own Training/Validation folders (Validation as test)" if p["split_policy"] == "official"
-              else f"stratified by class ({p['train_ratio']:.0%}/{p['val_ratio']:.0%}/{p['test_ratio']:.0%} "
-                   f"train/val/test, seed {p['seed']}" + (f", grouped by `{p['group_by']}`" if p["group_by"] else "") + ")")
-    used = ("models are selected on validation and the test split is used once, for the claims"
-            if decisions(r)["selection"] == "validation" else
-            "no validation scores were saved, so the models are ranked on the test split: nothing here is a held-out test")
-    text = (f"The prepared dataset has {counts_line(r)}. Clips were split {policy}; {used}. "
-            f"{r['prepare']['rejected']} clips or files were "
-            f"rejected during preparation (each with its reason in `data/rejected.csv`), and "
-            f"{r['prepare']['text_mismatch']} kept clips have a Korean action text that does not match their code. "
-            f"Frames were cropped to the labelled pet box (margin {p['margin']}) and resized to "
-            f"{p['short_side']} px.")
-    if folds(r):
-        text += (f" For cross-validation the clips were also dealt into {folds(r)} folds, stratified by class"
-                 + (f" (whole `{p['group_by']}` groups)" if p["group_by"] else "") + "; each model trains "
-                 f"{folds(r)} times, fold i held out as test and the rest split train/val in the same ratio, "
-                 "and the tables pool the folds' test predictions (the s.d. column is the fold-to-fold spread).")
-    oo = decisions(r)["order_only"]
-    if oo["classes"]:
-        text += (f" The classes {', '.join(oo['classes'])} visit the same poses in opposite order: "
-                 "no single frame, nor an unordered set of frames, tells them apart.")
-    return text
-
-
-def schedule_text(cfg: dict) -> str:
-    """The learning-rate schedule, read from a run's resolved param_scheduler."""
-    opt, epochs = cfg["optimizer"], cfg["max_epochs"]
-    parts, at = [], 0
-    for s in sorted(cfg["param_scheduler"], key=lambda s: s.get("begin", 0)):
-        b, e = int(s.get("begin", 0)), int(min(s.get("end", epochs), epochs))
-        if b > at:
-            parts.append(f"held at the peak over epochs {at} to {b}")
-        if s["type"] == "LinearLR":
-            parts.append(f"linear warm-up from {s.get('start_factor', 1 / 3):g} to {s.get('end_factor', 1.0):g} "
-                         f"times the peak over epochs {b} to {e}")
-        elif s["type"] == "CosineAnnealingLR":
-            parts.append(f"cosine decay to {s.get('eta_min') or 0:g} over epochs {b} to {e}")
-        else:
-            parts.append(f"{s['type']} over epochs {b} to {e}")
-        at = e
-    if at < epochs:
-        parts.append(f"held over epochs {at} to {epochs}")
-    step = "per iteration" if any(s.get("convert_to_iter_based") for s in cfg["param_scheduler"]) else "per epoch"
-    how = ", then ".join(parts) + f" (stepped {step})" if parts else "a constant rate"
-    return f"{opt['type']} at peak lr {opt['lr']:g}: {how}"
-
-
-def schedules(r: dict) -> str:
-    """One sentence per distinct schedule, naming the models that share it."""
-    groups = {}
-    for model in r["summary"]["model"]:
-        if model in r.get("run_config", {}):
-            groups.setdefault(schedule_text(r["run_config"][model]), []).append(model)
-    if len(groups) == 1:
-        return f"Every model trains with {next(iter(groups))}."
-    return " ".join(f"{', '.join(ms)}: {text}." for text, ms in groups.items())
-
-
-def methods(r: dict) -> str:
-    from ..training import detection
-    from ..models import mmconfig
-    rows = []
-    for model in r["summary"]["model"]:
-        p = r["run_params"][model]
-        build = detection.model_dict if detection.is_fast_rcnn(p) else mmconfig.model_dict   # no cls_head
-        m = build(p, len(r["classes"]["classes"]))
-        bb = m["backbone"]
-        depth = f"-{bb['depth']}" if "depth" in bb else ""
-        inp = (f"{p['num_segments']} segments" if p["sampling"] == "segments"
-               else f"{p['clip_len']} frames x{p['frame_interval']}") + f", {p['img_size']} px"
-        rows.append({"Model": model, "Recognizer": m["type"], "Backbone": f"{bb['type']}{depth}", "Input": inp,
-                     "Init": p.get("init", pretrained.SCRATCH), "Epochs": p["epochs"], "lr": p["lr"],
-                     "Batch": p["batch_size"]})
-    extra = effort.columns(r["run_params"], list(r["summary"]["model"]))   # unequal settings and tuning effort
-    lines = [md_table(pd.DataFrame([{**row, **extra[row["Model"]]} for row in rows])), effort.note(), ""]
-    prov = next(iter(r["run_provenance"].values()))
-    hw, v = prov["hardware"], prov["versions"]
-    gpu = ", ".join(hw["gpus"]) or "no GPU"
-    balance = sorted({q["class_balance"] for q in r_params(r)})
-    lines.append(f"{init_text(r)} Every model trains with mmengine's Runner "
-                 f"(class balancing: {', '.join(balance)}) and keeps {kept_text(r)}. {schedules(r)} "
-                 f"Hardware: {hw['cpu']} ({hw['cpu_count']} CPUs; training on {hw['torch_threads']} torch "
-                 f"thread(s) per run), {gpu}. "
-                 f"Software: Python {v['python']}, torch {v['torch']}, mmaction2 {v['mmaction2']}, "
-                 f"mmengine {v['mmengine']}, mmcv {v['mmcv']}.")
-    lines += ["", statistics_text(r)]
-    subset = model_subset(r)
-    if subset:
-        lines.append(subset)
-    return "\n".join(lines)
-
-
-def inits_short(r: dict) -> str:
-    """'from scratch', or e.g. '2 from scratch, 1 from the study's action run', for the abstract."""
-    words = [transfer.init_words(r["run_params"][m].get("init", pretrained.SCRATCH)) for m in r["summary"]["model"]]
-    groups = {w: words.count(w) for w in dict.fromkeys(words)}
-    if len(groups) == 1:
-        return "all " + next(iter(groups))
-    return ", ".join(f"{n} {w}" for w, n in groups.items())
-
-
-def loaded_text(rec: dict | None) -> str:
-    """What an init loaded, from the run's init.json (pretrained.load_report)."""
-    if rec is None:
-        return "its init record (init.json) is missing or from another init: what loaded is unknown"
-    head = "the classifier head re-initialised" if rec["head_reinitialised"] else "the classifier head loaded too"
-    text = (f"{rec['loaded']} of its {rec['loaded'] + rec['missing']} tensors loaded from {rec['source']}, "
-            f"{rec['missing']} kept fresh, {rec['unexpected']} of the checkpoint's not used; {head}")
-    ft = rec.get("finetune") or {}
-    if ft:
-        text += "; fine-tuning settings " + ", ".join(f"{k} {v}" for k, v in ft.items())
-    return text
-
-
-def init_text(r: dict) -> str:
-    """Where each run's first weights came from (params.json's init, init.json's counts)."""
-    scratch, loaded = [], []
-    for m in r["summary"]["model"]:
-        init = r["run_params"][m].get("init", pretrained.SCRATCH)
-        if pretrained.parse(init).kind == pretrained.SCRATCH:
-            scratch.append(m)
-        else:
-            loaded.append(f"{m} starts {transfer.init_words(init)} (init `{init}`: {loaded_text(r['init'].get(m))})")
-    if not loaded:
-        return "All models train from scratch (mmaction2's own initialisation, no pretrained weights)."
-    out = [f"{', '.join(scratch)} train{'s' if len(scratch) == 1 else ''} from scratch (mmaction2's own "
-           "initialisation)."] if scratch else []
-    return " ".join(out + [x + "." for x in loaded])
-
-
-def transfer_section(r: dict) -> list[tuple[str, str]]:
-    """The paired comparison of runs that differ only in init (evaluation/transfer.csv), as its own
-    section; nothing when the target has no such pair."""
-    t = r.get("transfer")
-    if t is None or not len(t):
-        return []
-    title = ("behaviour -> emotion transfer" if r["target"] == "emotion" and any(transfer.is_transfer(x)
-             for _, x in t.iterrows()) else "starting from learned weights")
-    where = f"results/{r['study']}/{'' if r['target'] == 'action' else r['target'] + '/'}evaluation/transfer.csv"
-    return [("md", f"## {r['target'].capitalize()}: {title}"),
-            ("md", f"Runs that differ only in where their weights started, on the same test clips (`{where}`); "
-                   f"each test is in the {r['target']} target's Holm family:"),
-            ("md", transfer.section(t, r["target"], decisions(r)["alpha"])),
-            *[("md", x) for x in [source_budgets(r, t)] if x]]
-
-
-def source_budgets(r: dict, t: pd.DataFrame) -> str:
-    """Equal footing: a run started from another run of the study trained on top of that run's
-    budget (its metrics.json), which the pair's comparison should not hide."""
-    s, out = r["summary"].set_index("model"), []
-    for row in t.itertuples():
-        p = r["run_params"][row.model_b]
-        src = pretrained.source_run({**p, "results_dir": str(r["results_dir"] or "")})
-        if src is None or not (src / "metrics.json").is_file():
-            continue
-        m = json.loads((src / "metrics.json").read_text())
-        out.append(f"{row.model_b} trained {num(s.loc[row.model_b].get('train_steps'))} optimizer steps on "
-                   f"{r['target']} after the {num(m.get('train_steps'))} its backbone had trained on "
-                   f"{pretrained.parse(p['init']).target} ({m['model']} seed {m['seed']}); {row.model_a} trained "
-                   f"{num(s.loc[row.model_a].get('train_steps'))} from scratch, so the transferred model has had "
-                   "more training in all.")
-    return " ".join(out)
-
-
-def statistics_text(r: dict) -> str:
-    """How the numbers were tested, and the family Holm's correction runs over."""
-    d = decisions(r)
-    seeds = int(r["summary"]["n_seeds"].max())
-    chosen = ("on the validation split (each run's selected checkpoint scored on it once)"
-              if d["selection"] == "validation" else "on the test split, as no validation scores were saved")
-    paired = ("exact McNemar tests on the same test clips" if seeds == 1 else
-              f"Cochran-Mantel-Haenszel tests on the same test clips, one stratum per clip holding its "
-              f"{seeds} seeds (seeds combined into one test)")
-    return (f"Statistics. The best model, the runner-up, the order-only leader and the recommendation are chosen "
-            f"{chosen}. Paired comparisons of top-1 are two-sided {paired}; a model is said to have "
-            "learned the task only when an exact one-sided binomial test puts its test top-1 above "
-            f"always predicting the commonest class. {holm_text(r)}, at "
-            f"α = {d['alpha']:g}; a claim holds "
-            "only when its corrected test rejects, in the direction of the observed difference. Intervals "
-            "are 95% percentile bootstraps over test clips" + (" and seeds" if seeds > 1 else "") +
-            " (scipy). docs/statistics.md describes each method.")
-
-
-def holm_text(r: dict) -> str:
-    """The family Holm's correction runs over: with trials, the paired claims over the confirmed
-    models' trials (trial_claims.csv); else trial 1's (or the only split's) claims (claims.csv)."""
-    d = decisions(r)
-    if trialtext.over(r):
-        return (f"Holm's correction runs over one family per target: the {len(d.get('trial_claims') or [])} "
-                f"paired tests over trials the abstract and conclusion state for the {r['target']} target "
-                "(trial_claims.csv; the per-split tests of trial 1 in claims.csv form their own family)")
-    return (f"Holm's correction runs over one family per target: the {family_size(d)} tests the report states "
-            f"for the {r['target']} target ({d['family']})")
-
-
-def family_size(d: dict) -> int:
-    """The tests Holm's correction ran over: the claims with a corrected p-value (claims.csv's rows)."""
-    return sum(c.get("p_holm") is not None for c in d["claims"])
-
-
-def model_subset(r: dict) -> str:
-    """For a target other than action: which of the action comparison's models it trains
-    (the study's target_models), so a reader does not take a missing row for a failure."""
-    action = r["root"].parent / "evaluation" / "summary.csv"
-    if r["target"] == "action" or not action.is_file():
-        return ""
-    all_models, here = list(pd.read_csv(action)["model"]), list(r["summary"]["model"])
-    if set(here) == set(all_models):
-        return ""
-    return (f"\nThe {r['target']} comparison trains {', '.join(sorted(here))} (the study's `target_models`); "
-            f"the action comparison trains {len(all_models)} models.")
-
-
-def r_params(r: dict) -> list[dict]:
-    return list(r["run_params"].values())
-
-
-def kept_text(r: dict) -> str:
-    """Which checkpoint the runs report (the checkpoint train parameter)."""
-    rules = sorted({q.get("checkpoint", "best") for q in r_params(r)})
-    words = {"best": "the checkpoint with the best validation top-1", "last": "the last checkpoint of its schedule"}
-    return " or ".join(words[k] for k in rules) + (" (it differs between models)" if len(rules) > 1 else "")
-
-
-def majority_baseline(r: dict) -> tuple[str, float]:
-    """The commonest class among the scored test clips (pooled over folds) and the top-1 of
-    always predicting it."""
-    b = decisions(r)["baseline"]["test"]
-    return b["class"], float(b["rate"])
 
 
 def paired_sentence(r: dict) -> list[str]:
@@ -553,176 +238,6 @@ def conclusion(r: dict) -> str:
     if len(r["failed"]):
         out.append(f"{len(r['failed'])} run(s) failed and are not in the comparison (see the appendix).")
     return " ".join(out)
-
-
-def cost_table(summary: pd.DataFrame, cost: dict) -> str:
-    """Accuracy beside what each model costs (evaluation/cost.csv); GPU columns where one was present."""
-    by_model = {row["model"]: row for row in cost["rows"]}
-    batch = cost["rows"][0].get("throughput_batch", "") if cost["rows"] else ""
-    gpu = any("gpu_latency_ms" in row for row in cost["rows"])
-    e2e = "e2e_latency_p90_ms" in summary and summary["e2e_latency_p90_ms"].notna().any()
-    hz = f"{cost['update_hz']:g}/s"
-    rows = []
-    for row in summary.to_dict("records"):
-        c = by_model.get(row["model"], {})
-        cells = {"Model": row["model"], "Top-1": pct(row["top1"])}
-        if e2e:
-            cells.update({"With detector, median (p90) ms": f"{num(row['e2e_latency_ms'], '{:.1f}')} "
-                                                           f"({num(row['e2e_latency_p90_ms'], '{:.1f}')})",
-                          f"Keeps up with detector at {hz}": verdict(row.get("realtime_e2e")),
-                          "Headroom with detector": num(row.get("headroom_e2e"), "{:.1f}x")})
-        cells.update({"Network latency, median (p90) ms": f"{num(row['cpu_latency_ms'], '{:.1f}')} "
-                                                          f"({num(row['cpu_latency_p90_ms'], '{:.1f}')})",
-                      f"Network alone keeps up at {hz}": verdict(row.get("realtime")),
-                      "Params (M)": num(row["params_m"], "{:.2f}"), "GFLOPs / clip": num(row["gflops"], "{:.3f}"),
-                      f"CPU clips/s (batch {batch})": num(c.get("cpu_throughput_cps")),
-                      f"Peak memory, MB (batch 1 / {batch})": f"{num(c.get('peak_mem_mb'))} / "
-                                                              f"{num(c.get('peak_mem_batch_mb'))}"})
-        if gpu:
-            cells.update({"GPU latency ms": num(c.get("gpu_latency_ms"), "{:.2f}"),
-                          "GPU clips/s": num(c.get("gpu_throughput_cps"))})
-        rows.append(cells)
-    return md_table(pd.DataFrame(rows))
-
-
-def verdict(v) -> str:
-    """yes / no / not measured: a missing verdict is never read as keeping up."""
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "not measured"
-    return "yes" if v is True or str(v) == "True" or v == 1 else "no"
-
-
-def has_fast_rcnn(r: dict) -> bool:
-    from ..training.detection import is_fast_rcnn
-    return any(is_fast_rcnn(p) for p in r.get("run_params", {}).values())
-
-
-def detector_text(r: dict) -> str:
-    """The pet detector: its box AP on the test frames and what it adds to every prediction."""
-    d = r.get("detector")
-    if not d:
-        return ("No pet detector was trained in this study (`detector: true` in the study's parameters): "
-                "the latencies are the networks' alone, with the pet's box given.")
-    text = (f"In real use nobody hands the model the pet's box: the study's pet detector ({d['detector']}, "
-            f"trained from scratch on the whole frames' boxes, {d['img_size']} px) finds it with test box AP "
-            f"{d['box_ap']:.3f} (AP50 {d['box_ap50']:.3f}, AP75 {d['box_ap75']:.3f}; COCO metric on "
-            f"{d['n_images']['test']} test frames) in {d['cpu_latency_ms']:.1f} ms (p90 {d['cpu_latency_p90_ms']:.1f} ms) "
-            f"per frame. {detector_selection(d)} A recogniser here was trained on frames each cropped to its own box, "
-            "so every frame it sees needs a detection")
-    if has_fast_rcnn(r):
-        text += "; fast_rcnn needs one, its key frame's RoI"
-    return text + (". The end-to-end columns add those detections to the model's latency; the real-time "
-                   "verdict, the Pareto front and the recommendation use them. " + accuracy_source(r))
-
-
-def detector_selection(d: dict) -> str:
-    """How the detector's tested weights were chosen (its metrics.json's selection, via detector.json)."""
-    sel = d.get("selection")
-    if not sel:
-        return ("Which of its epochs was kept is not recorded (a detector run from before it was): train the "
-                "detector again for a checkpoint chosen on validation.")
-    split = {"val": "validation"}.get(sel["split"], sel["split"])
-    return (f"Its weights are those of the epoch with the best {split} box AP ({sel['metric']}: epoch "
-            f"{sel['best_epoch']} of {sel['epochs']}, {split} AP {sel['val_box_ap']:.3f}), tested once on the test frames.")
-
-
-def e2e_info(r: dict) -> dict:
-    """decisions.json's record of the accuracy measured with the detector's boxes (evaluate.end_to_end)."""
-    return (r.get("decisions") or {}).get("e2e") or {"models": [], "skipped": {}, "rows": []}
-
-
-def accuracy_source(r: dict) -> str:
-    """Where the accuracy and the cost come from (labelled boxes against a cost with the detector)."""
-    text = ("Every accuracy in the tables was measured on the labelled (ground-truth) pet boxes, while the "
-            "end-to-end cost includes the detector")
-    if e2e_info(r)["rows"]:
-        return text + ": the recommendation below also gives the accuracy with the detector's own boxes."
-    return text + (": no model's accuracy was measured with the detector's boxes, so the deployed pipeline's "
-                   "accuracy may be lower than these.")
-
-
-def e2e_row_text(x: dict) -> str:
-    return (f"{x['model']} reaches {pct(x['top1_detector'])} top-1 on the same {x['n_clips']} test clips against "
-            f"{pct(x['top1_labelled'])} on the labelled boxes (seed {x['seed']}): a paired difference of "
-            f"{pts(x['diff'])} points (95% bootstrap interval {pts(x['diff_ci_low'])} to {pts(x['diff_ci_high'])}; "
-            f"{x['test']} {p_text(x['p_value'])})")
-
-
-def e2e_text(r: dict, model: str | None) -> str:
-    """The accuracy of the deployed pipeline (evaluation/e2e.csv): the test clips cut around the
-    detector's boxes and scored by the same model; said for the recommended model first."""
-    info = e2e_info(r)
-    rows = sorted(info["rows"], key=lambda x: x["model"] != model)
-    out = []
-    if rows:
-        first = rows[0]
-        out.append(f"With the pet detector's boxes instead of the labelled ones (`evaluation/e2e.csv`), "
-                   + e2e_row_text(first) + ". The detector's boxes overlap the labelled ones with mean IoU "
-                   f"{first['mean_iou']:.2f} ({pct(first['frames_iou50'])} of the test frames at IoU 0.5 or more"
-                   + (f"; {first['frames_no_box']} frames before its first box, seen whole" if first["frames_no_box"] else "")
-                   + ")." + (" This accuracy and the verdict's cost describe the same pipeline." if first["model"] == model else ""))
-        out += [e2e_row_text(x) + "." for x in rows[1:]]
-        out.append("These paired differences describe one model's pipeline each and are not in the Holm family.")
-    for m, why in info["skipped"].items():
-        out.append(f"{m}'s accuracy with the detector's boxes was not measured: {why}.")
-    return " ".join(out)
-
-
-def recommendation(r: dict) -> str:
-    """Which model to run in real time: decisions.json's recommendation, in words."""
-    from ..evaluation.cost import pareto_front
-    s, c, rec = r["summary"], r["cost"], decisions(r)["recommendation"]
-    if c is None or rec["reason"] == "no_cost":
-        return "No cost measurements."
-    hz, hw = c["update_hz"], c["hardware"]
-    lat, head = rec["latency_column"], rec["headroom_column"]
-    e2e = lat.startswith("e2e")
-    by = s.set_index("model")
-    out = [f"At {hz:g} prediction(s) per second on {hw['cpu']} ({c['torch_threads']} torch threads, batch 1, "
-           f"{'end to end, the pet detector included' if e2e else 'network only'}), {len(rec['keeps_up'])} of "
-           f"{len(s)} models keep up" + (f" ({', '.join(rec['unknown'])} not measured)" if rec["unknown"] else "") + "."]
-    front = pareto_front(s, x=lat)
-    out.append("The test accuracy-latency Pareto front, fastest first: " + " → ".join(
-        f"{m} ({pct(by.loc[m, 'top1'])}, {by.loc[m, lat]:.0f} ms)" for m in front) + ".")
-    if trialtext.over(r):
-        return " ".join(out + [trialtext.recommendation(r)])
-    margin = f"{100 * rec['margin']:g} points"
-    reason = rec["reason"]
-    if reason == "none_keep_up":
-        out.append("Recommendation: none of these keeps up on this machine; lower the update rate or use a GPU.")
-    elif reason == "no_val_scores":
-        out.append("Recommendation: none. No run saved per-clip validation scores (`val_scores.npz`; runs "
-                   "trained before it existed), so none can be chosen on validation: train them again.")
-    elif reason == "none_learned":
-        out.append("Recommendation: none. No model that keeps up beats the majority baseline on validation.")
-    elif reason == "fails_test_baseline":
-        out.append(f"Recommendation: none. {rec['vetoed']} was chosen on validation, but on test it does not "
-                   "beat always predicting the commonest class, so it has not learned the task.")
-    else:
-        m, pick = rec["model"], rec["pick"]
-        why = (f"It keeps up with {by.loc[m, head]:.1f}x headroom ({by.loc[m, lat]:.0f} ms per prediction"
-               f"{', the detector included' if e2e else ''})")
-        if reason == "faster_non_inferior":
-            cand = next(x for x in rec["candidates"] if x["model"] == m)
-            out.append(f"Recommendation: {m}. {why}, {by.loc[pick, lat] / by.loc[m, lat]:.1f} times faster than "
-                       f"{pick} (the best on validation among the models that keep up), and is non-inferior to it "
-                       f"within {margin} on validation: top-1 difference {pts(cand['val_diff'])} points, 95% "
-                       f"bootstrap interval {pts(cand['val_diff_ci_low'])} to {pts(cand['val_diff_ci_high'])}, "
-                       f"above -{100 * rec['margin']:g}.")
-        else:
-            out.append(f"Recommendation: {m}, the best on validation among the models that keep up and beat the "
-                       f"majority baseline. {why}.")
-            worse = [x for x in rec["candidates"] if not x["non_inferior"]]
-            if worse:
-                out.append(f"No faster model is non-inferior within {margin} on validation: " + "; ".join(
-                    f"{x['model']} {pts(x['val_diff'])} points (95% interval {pts(x['val_diff_ci_low'])} to "
-                    f"{pts(x['val_diff_ci_high'])})" for x in worse) + ".")
-        note = budget_note(r, [x for x in dict.fromkeys([m, pick] + [x["model"] for x in rec["candidates"]])])
-        if note:
-            out.append(note.strip())
-    if e2e:
-        out.append(e2e_text(r, rec["model"]) or accuracy_source(r))
-    return " ".join(t for t in out if t)
 
 
 def confusions_text(r: dict) -> str:
