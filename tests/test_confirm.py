@@ -23,13 +23,20 @@ def trial1_decisions():
 
 
 def test_the_confirm_set_is_the_models_the_validation_decisions_involve():
-    c = confirm.confirm_set(trial1_decisions())
-    assert [x["model"] for x in c] == ["tsm", "i3d", "x3d", "tsm_balanced", "tsn"]   # in trial 1's ranking order
+    d = trial1_decisions()
+    c = confirm.confirm_set(d)
+    assert [x["model"] for x in c] == ["tsm", "i3d", "tsm_balanced", "tsn"]   # in trial 1's ranking order
     why = {x["model"]: x["why"] for x in c}
     assert "best on validation" in why["tsm"] and "class-balance pair with tsm" in why["tsm_balanced"]
     assert why["tsn"] == ["order-blind reference"]
-    # not slowfast (a baseline claim only) nor resnext (compared with the leader, never deciding)
+    # not slowfast (a baseline claim only) nor resnext (compared with the leader, never deciding),
+    # nor x3d: faster than the pick but not non-inferior to it on trial 1, so screened out
     assert confirm.models({"confirm": c}) == [x["model"] for x in c] and confirm.models({}) == []
+    assert confirm.screened_out({**d, "confirm": c}) == ["x3d"]
+    # a faster candidate that was non-inferior is confirmed, and then not screened out
+    d["recommendation"]["candidates"].append({"model": "slowfast", "non_inferior": True})
+    c = confirm.confirm_set(d)
+    assert "slowfast" in confirm.models({"confirm": c}) and confirm.screened_out({**d, "confirm": c}) == ["x3d"]
 
 
 def test_confirm_is_checked_like_every_other_key():
@@ -139,6 +146,10 @@ def test_the_report_speaks_over_trials_of_confirmed_models_only():
     assert "d ran fewer than 3 trials (a single network)" in abstract
     rec = trialtext.recommendation(r)
     assert rec.startswith("Recommendation (over trials): a.") and "non-inferior to it within 15 points" in rec
+    assert "Screened out" not in rec
+    r["decisions"]["recommendation"] = {"candidates": [{"model": "d", "non_inferior": False}]}
+    assert trialtext.recommendation(r).endswith("no claim made): d.")
+    del r["decisions"]["recommendation"]
     assert "P(b > a) across trials" in rec   # the pair's claim (the leader's: tested once)
     assert "On trial 1" in trialtext.conclusion(r, ["On that trial, x."]) and "b has the highest" in trialtext.conclusion(r, [])
     assert trialtext.over({"decisions": {}}) is None

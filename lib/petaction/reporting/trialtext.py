@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.fmt import pct, pts
+from ..evaluation import confirm
 from ..evaluation.overtrials import claim
 from ..models import pretrained
 from .overtrials import sentence
@@ -82,6 +83,16 @@ def conclusion(r: dict, trial1: list[str]) -> str:
 
 
 def recommendation(r: dict) -> str:
+    """The recommendation over trials, and the faster models trial 1's screening left out."""
+    out = over_trials_recommendation(r)
+    gone = confirm.screened_out(r["decisions"])
+    if gone:
+        out += (f" Screened out on trial 1 (faster than its pick, not non-inferior to it on validation; one "
+                f"trained network each, no claim made): {', '.join(gone)}.")
+    return out
+
+
+def over_trials_recommendation(r: dict) -> str:
     """The recommendation over trials (overtrials.decide: recommend's rule on the confirmed models)."""
     o = over(r)
     rec = o["recommendation"]
