@@ -1,6 +1,6 @@
 """Inference speed: ONNX Runtime vs mmaction2's inference_recognizer, and streaming throughput.
 
-    .venv/bin/python benchmarks/infer_speed.py [--run results/default/models/tsm/seed0] [--threads 2]
+    .venv/bin/python benchmarks/infer_speed.py [--run results/default/models/tsm/seed0_trial1] [--threads 2]
 
 1. Per window, on the same windows of the same video (the bundled sample mp4, prepared as
    `infer` prepares it): mmaction2's own ``inference_recognizer`` (test pipeline + test_step)
@@ -100,7 +100,7 @@ def streaming(rec, path: Path, stride_s: float, loops: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", default="results/default/models/tsm/seed0")
+    ap.add_argument("--run", default="results/default/models/tsm/seed0_trial1")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--passes", type=int, default=20, help="timed passes over the video's windows")
     ap.add_argument("--stride", type=float, default=1.0)

@@ -1,6 +1,6 @@
 """Online TSM on the study's own test clips: accuracy at each clip's end against the offline TSM.
 
-    .venv/bin/python benchmarks/online_clips.py --run results/<study>/models/tsm/seed0 \\
+    .venv/bin/python benchmarks/online_clips.py --run results/<study>/models/tsm/seed0_trial1 \\
         [--gap G] [--backend onnx|torch] [--threads 2] [--no-detector] [--max-clips N]
 
 petaction.deploy.online_eval.evaluate: every clip of the run's test split streamed frame by
@@ -37,7 +37,7 @@ def fail(msg: str) -> None:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True, help="a trained TSM-family run folder (results/<study>/models/tsm/seed0)")
+    ap.add_argument("--run", required=True, help="a trained TSM-family run folder (results/<study>/models/tsm/seed0_trial1)")
     ap.add_argument("--gap", type=int, help="the online shift's gap (default: the test sampling's spacing)")
     ap.add_argument("--backend", choices=("torch", "onnx"), default="onnx", help="the online step's backend")
     ap.add_argument("--threads", type=int, default=2, help="torch (and ONNX Runtime) threads")

@@ -19,11 +19,11 @@
 # then the same model fed frame by frame (streaming). Everything here is
 # `python -m petaction infer` (lib/petaction/deploy/infer.py); the notebook only shows it.
 #
-# `papermill notebooks/demo.ipynb out.ipynb -p video sample -p run results/default/models/tsm/seed0`
+# `papermill notebooks/demo.ipynb out.ipynb -p video sample -p run results/default/models/tsm/seed0_trial1`
 
 # %% tags=["parameters"]
 video = "sample"      # an mp4, an AI-Hub frame folder, a webcam index, or "sample" (the bundled mp4)
-run = "results/default/models/tsm/seed0"   # a trained run folder (relative to the repository root)
+run = "results/default/models/tsm/seed0_trial1"   # a trained run folder (relative to the repository root)
 out = "results/demo"  # output folder (replaced as a whole)
 stride = 1.0          # seconds between window starts
 smooth = 3            # majority over the last n windows (1: none)

@@ -98,3 +98,17 @@ def test_best_weights_are_scored_again_only_when_they_are_not_the_final_ones(tmp
         assert fake.loaded == [str(best)] and fake.tests == 1 and scored_val == [("val", "")]
         assert scored["best"] == {"test": {"acc/top1": 0.25}, "val": {"top1": 0.125}}
         assert not (tmp_path / "test_results.pkl").exists()
+
+
+def test_a_path_that_is_not_a_run_names_the_runs_beside_it(tmp_path):
+    """With trials the runs are seed<k>_trial<t>: `--run .../tsm/seed0` names the folders that are runs."""
+    model = tmp_path / "models" / "tsm"
+    for name in ("seed0_trial1", "seed1_trial2"):
+        (model / name).mkdir(parents=True)
+        (model / name / "config.py").write_text("")
+    (model / "seed9_notes").mkdir()   # not a run: no config.py
+    with pytest.raises(FileNotFoundError, match=r"seed0 is not a training run folder \(no config.py\): pass "
+                       r"results/<study>/models/<model>/seed<k>\[_trial<t>\]; the runs in .*tsm: seed0_trial1, seed1_trial2$"):
+        forward.checkpoint_of(model / "seed0")
+    with pytest.raises(FileNotFoundError, match=r"\[_trial<t>\]$"):
+        forward.checkpoint_of(tmp_path / "elsewhere" / "seed0")

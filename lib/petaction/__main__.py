@@ -5,9 +5,9 @@
     python -m petaction train -p model tsn -p seed 0
     python -m petaction evaluate -p study default
     python -m petaction synth OUT_DIR [--seed 0]
-    python -m petaction infer VIDEO --run results/default/models/tsm/seed0 --out DIR [--stride 1] [--smooth 3]
-    python -m petaction infer VIDEO --run results/default/models/tsm/seed0 --out DIR --online [--detect-every k]
-    python -m petaction export --run results/default/models/tsm/seed0 [--out model.onnx]
+    python -m petaction infer VIDEO --run results/default/models/tsm/seed0_trial1 --out DIR [--stride 1] [--smooth 3]
+    python -m petaction infer VIDEO --run results/default/models/tsm/seed0_trial1 --out DIR --online [--detect-every k]
+    python -m petaction export --run results/default/models/tsm/seed0_trial1 [--out model.onnx]
     python -m petaction tensorboard -f params/study.yaml [-p study NAME] [--port 6006]
 
 `-p KEY VALUE` values are read as YAML (numbers, lists, booleans), as papermill's -y would. A
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("infer", help="sliding-window recognition of a video: timeline + annotated copy")
     s.add_argument("video", help="an mp4, an AI-Hub frame folder, a webcam index, or 'sample' (a bundled mp4)")
-    s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>")
+    s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>[_trial<t>]")
     s.add_argument("--out", required=True, help="output folder (replaced as a whole at the end)")
     s.add_argument("--stride", type=float, default=1.0, help="seconds between window starts")
     s.add_argument("--smooth", type=int, default=3, help="majority over the last n windows (1: none)")
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     s.add_argument("--port", type=int, default=6006)
     s.add_argument("--host", default="localhost", help="0.0.0.0 to serve other machines")
     s = sub.add_parser("export", help="export a trained recogniser to ONNX and check it against PyTorch")
-    s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>")
+    s.add_argument("--run", required=True, help="a trained run folder: results/<study>/models/<model>/seed<k>[_trial<t>]")
     s.add_argument("--out", help="the .onnx file (default: <run>/model.onnx)")
     args = ap.parse_args(argv)
     if args.verb in ("study", "prepare", "train", "evaluate"):

@@ -190,8 +190,11 @@ def checkpoint_of(run: Path) -> Path:
     from ..training.runfolder import kept_checkpoint
     run = Path(run)
     if not (run / "config.py").is_file():
+        # a study with trials names its runs seed<k>_trial<t>: say which runs sit beside the path given
+        near = sorted(q.name for q in run.parent.glob("seed*") if (q / "config.py").is_file()) if run.parent.is_dir() else []
         raise FileNotFoundError(f"{run} is not a training run folder (no config.py): "
-                                f"pass results/<study>/models/<model>/seed<k>")
+                                f"pass results/<study>/models/<model>/seed<k>[_trial<t>]"
+                                + (f"; the runs in {run.parent}: {', '.join(near)}" if near else ""))
     try:
         return kept_checkpoint(run)
     except FileNotFoundError:
