@@ -130,7 +130,7 @@ def main() -> None:
     parity = []
     if not a.skip_parity:
         with tempfile.TemporaryDirectory() as tmp:
-            parity = export.export_all(sorted(run.parent.parent.glob("*/seed0")), Path(tmp))
+            parity = export.export_all(sorted(run.parent.parent.glob(f"*/{run.name}")), Path(tmp))   # every model's run of the same seed and trial
     for r in parity:
         print(f"parity {r['model']}: " + (f"max abs diff {r['max_abs_diff']:.1e}" if r["exported"] else r["reason"]))
     name = "infer_speed" if a.threads == 2 else f"infer_speed_threads{a.threads}"
