@@ -29,7 +29,7 @@ def main() -> None:
     a = ap.parse_args()
     provenance.require_clean()
     done, _ = find_runs(paths.target_dir(a.study))
-    runs = [r for r in done if r.name in ("seed0", "seed0_trial1")]   # each model's first run (with trials: trial 1's)
+    runs = [r for r in done if r.name in (paths.run_name(0), paths.run_name(0, trial=1))]   # each model's first run (with trials: trial 1's)
     det_dir = detector.out_dir(a.study, "action", None)
     passes = []
     for _ in range(2):

@@ -24,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from petaction.core.fmt import pct, pts   # the report's own formats: a figure reads the same in docs and report
+
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 MARKER = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
@@ -38,10 +40,6 @@ def source_line(path: Path, result: dict, command: str = "?") -> str:
     machine = f"{hw.get('cpu', '?')}, {hw.get('cpu_count', '?')} CPUs, torch {prov.get('versions', {}).get('torch', '?')}"
     return (f"*From `{path.relative_to(REPO)}`: `{result.get('command') or command}`; {machine}; "
             f"commit {commit}; {prov.get('time_utc', '?')}.*")
-
-
-def pct(x) -> str:
-    return "n/a" if x is None or pd.isna(x) else f"{100 * x:.1f}%"
 
 
 def learnability(result: dict) -> pd.DataFrame:
@@ -137,11 +135,6 @@ def online(_: dict) -> str:
     # online_clips*.json is benchmarks/online_clips.py's (test-clip accuracy), not a play of the video
     return mod.table_markdown(sorted(f for f in (REPO / "benchmarks" / "results").glob("online*.json")
                                      if not f.name.startswith("online_clips")))
-
-
-def pts(x) -> str:
-    """A difference of two accuracies, in points."""
-    return "n/a" if x is None or pd.isna(x) else f"{100 * x:+.1f}"
 
 
 def num(x, fmt: str = ".1f") -> str:
